@@ -1,0 +1,68 @@
+"""Caseload scoping: who may see which worker and which case. Deny by default."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from caserecord.audit import Actor
+from caserecord.errors import Forbidden, NotFound
+from caserecord.models import Case, User
+
+
+def visible_worker_ids(s: Session, actor: Actor) -> set[int] | None:
+    """Return the worker ids `actor` may see, or None for all (admins)."""
+    if actor.role == "admin":
+        return None
+    if actor.user_id is None:
+        return set()
+    if actor.role == "supervisor":
+        team = s.exec(select(User.id).where(User.supervisor_id == actor.user_id)).all()
+        return {actor.user_id, *(i for i in team if i is not None)}
+    if actor.role == "worker":
+        return {actor.user_id}
+    return set()
+
+
+def require_worker(s: Session, actor: Actor, worker_id: int) -> User:
+    """Return the worker `worker_id` if `actor` may see their calendar, else raise."""
+    user = s.get(User, worker_id)
+    if user is None or not user.active:
+        raise NotFound(f"no worker {worker_id}")
+    ids = visible_worker_ids(s, actor)
+    if ids is not None and worker_id not in ids:
+        raise Forbidden(f"worker {worker_id} is not in your team")
+    return user
+
+
+def require_case(s: Session, actor: Actor, case_id: int) -> Case:
+    """Return case `case_id` if it is in `actor`'s caseload, else raise."""
+    case = s.get(Case, case_id)
+    if case is None:
+        raise NotFound(f"no case {case_id}")
+    ids = visible_worker_ids(s, actor)
+    if ids is not None and case.worker_id not in ids:
+        raise Forbidden(f"case {case_id} is not in your caseload")
+    return case
+
+
+def require_role(actor: Actor, *roles: str) -> None:
+    """Raise Forbidden unless `actor` holds one of `roles`."""
+    if actor.role not in roles:
+        raise Forbidden(f"this needs the role {' or '.join(roles)}")
+
+
+def visible_cases(s: Session, actor: Actor, limit: int = 500) -> list[Case]:
+    """Return the cases in `actor`'s caseload, newest first."""
+    q = select(Case).order_by(col(Case.id).desc()).limit(limit)
+    ids = visible_worker_ids(s, actor)
+    if ids is not None:
+        q = q.where(col(Case.worker_id).in_(ids))
+    return list(s.exec(q))
+
+
+def require_worker_write(s: Session, actor: Actor, worker_id: int) -> User:
+    """Return worker `worker_id` if `actor` may change their calendar (themselves or an admin)."""
+    user = require_worker(s, actor, worker_id)
+    if actor.role != "admin" and actor.user_id != worker_id:
+        raise Forbidden("only the worker or an admin may change this calendar")
+    return user

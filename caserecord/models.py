@@ -1,0 +1,189 @@
+"""The case-record tables."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Literal
+
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from caserecord.types import UTCDateTime, utcnow
+
+Role = Literal["admin", "supervisor", "worker"]
+ROLES: tuple[str, ...] = ("admin", "supervisor", "worker")
+BOOKING_ACTIVE = "booked"
+BOOKING_CANCELLED = "cancelled"
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Column[datetime]:
+    return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class User(SQLModel, table=True):
+    """A staff account: admin, supervisor or worker."""
+
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True, index=True)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=20)
+    password_hash: str = Field(max_length=200)
+    timezone: str = Field(max_length=64, default="UTC")
+    supervisor_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("users.id"), nullable=True, index=True)
+    )
+    feed_token: str = Field(max_length=64, unique=True)
+    active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Client(SQLModel, table=True):
+    """A person the agency serves."""
+
+    __tablename__ = "clients"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    phone: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=254)
+    language: str = Field(default="en", max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Case(SQLModel, table=True):
+    """A client's case, assigned to one worker."""
+
+    __tablename__ = "cases"
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: int = Field(foreign_key="clients.id", index=True)
+    worker_id: int = Field(foreign_key="users.id", index=True)
+    title: str = Field(default="", max_length=200)
+    status: str = Field(default="open", max_length=20)
+    opened_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class OfficeHourBlock(SQLModel, table=True):
+    """A worker's recurring office hours, in the worker's local time."""
+
+    __tablename__ = "office_hour_blocks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    worker_id: int = Field(foreign_key="users.id", index=True)
+    weekdays: str = Field(max_length=32)  # "TU,TH"
+    start_time: time
+    end_time: time
+    timezone: str = Field(max_length=64)
+    slot_minutes: int
+    buffer_minutes: int = 0
+    mode: str = Field(max_length=10)
+    starts_on: date
+    until: date | None = None
+    min_notice_minutes: int = 0
+    max_days_ahead: int = 60
+    title: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    deleted_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class OfficeHourException(SQLModel, table=True):
+    """One local date on which a block is not held."""
+
+    __tablename__ = "office_hour_exceptions"
+    __table_args__ = (UniqueConstraint("block_id", "day", name="uq_exception_block_day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    block_id: int = Field(foreign_key="office_hour_blocks.id", index=True)
+    day: date
+    reason: str = Field(default="", max_length=500)
+    created_by: int = Field(foreign_key="users.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Booking(SQLModel, table=True):
+    """A case's visit in one slot of a worker's office hours.
+
+    No two active bookings of one worker may overlap: a partial unique index on
+    (worker_id, start_at) plus an overlap trigger (SQLite) or an exclusion constraint
+    (PostgreSQL), both created by the migrations.
+    """
+
+    __tablename__ = "bookings"
+    __table_args__ = (
+        Index(
+            "uq_booking_worker_start_active",
+            "worker_id",
+            "start_at",
+            unique=True,
+            sqlite_where=text("status = 'booked'"),
+            postgresql_where=text("status = 'booked'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    uid: str = Field(max_length=80, unique=True)
+    worker_id: int = Field(foreign_key="users.id", index=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    block_id: int = Field(foreign_key="office_hour_blocks.id", index=True)
+    start_at: datetime = Field(sa_column=_ts())
+    end_at: datetime = Field(sa_column=_ts())
+    status: str = Field(default=BOOKING_ACTIVE, max_length=20)
+    sequence: int = 0
+    created_by: int = Field(foreign_key="users.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    cancelled_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    cancel_reason: str | None = Field(default=None, max_length=500)
+
+
+class Visit(SQLModel, table=True):
+    """A virtual visit; a booking creates one with its client's secret join token."""
+
+    __tablename__ = "visits"
+
+    id: int | None = Field(default=None, primary_key=True)
+    booking_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("bookings.id"), unique=True, nullable=True)
+    )
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    worker_id: int = Field(foreign_key="users.id", index=True)
+    status: str = Field(default="scheduled", max_length=20)
+    join_token: str = Field(max_length=64, unique=True)
+    join_opens_at: datetime = Field(sa_column=_ts())
+    join_expires_at: datetime = Field(sa_column=_ts())
+    kiosk_code: str | None = Field(default=None, sa_column=Column(String(12), unique=True, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what to which record, when and from where. Never updated or deleted."""
+
+    __tablename__ = "audit_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_column=_ts(index=True))
+    actor_id: int | None = Field(default=None, foreign_key="users.id", index=True)
+    actor_role: str | None = Field(default=None, max_length=20)
+    action: str = Field(max_length=60)
+    entity: str = Field(max_length=40)
+    entity_id: int | None = None
+    case_id: int | None = Field(default=None, index=True)
+    ip: str | None = Field(default=None, max_length=64)
+    detail: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+
+
+class AuthSession(SQLModel, table=True):
+    """A signed-in browser or API client; the cookie holds the token, we keep its hash."""
+
+    __tablename__ = "auth_sessions"
+
+    id: str = Field(primary_key=True, max_length=64)  # sha256 hex of the token
+    user_id: int = Field(foreign_key="users.id", index=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    expires_at: datetime = Field(sa_column=_ts())
+    ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=300)

@@ -1,0 +1,91 @@
+"""Configuration from `LASTMILE_*` environment variables and an optional lastmile.toml."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting has a safe default for the embedded mode (one process, SQLite)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    public_url: str = ""
+    demo: bool = False
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    join_early_minutes: int = 15
+    join_grace_minutes: int = 30
+    db_threads: int = 8
+    log_format: str = "json"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def db_url(self) -> str:
+        """Return the database URL, defaulting to SQLite in the data folder."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'lastmile.db').resolve()}"
+
+    @property
+    def base_url(self) -> str:
+        """Return the URL people reach this server at, without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def session_idle(self) -> timedelta:
+        return timedelta(minutes=self.session_idle_minutes)
+
+    @property
+    def session_absolute(self) -> timedelta:
+        return timedelta(hours=self.session_absolute_hours)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def load_settings(env: dict[str, str] | None = None, toml_path: Path | None = None) -> Settings:
+    """Read lastmile.toml (if any), then `LASTMILE_*` variables, which win."""
+    env = dict(os.environ if env is None else env)
+    values: dict[str, Any] = {}
+    path = toml_path or Path(env.get("LASTMILE_CONFIG", "lastmile.toml"))
+    if path.is_file():
+        with path.open("rb") as fh:
+            values.update({k.lower(): v for k, v in tomllib.load(fh).items()})
+    for key, value in env.items():
+        if key.startswith("LASTMILE_") and key != "LASTMILE_CONFIG":
+            values[key.removeprefix("LASTMILE_").lower()] = value
+    known = {f.name: f for f in fields(Settings)}
+    kwargs: dict[str, Any] = {}
+    extra: dict[str, str] = {}
+    for name, raw in values.items():
+        f = known.get(name)
+        if f is None or name == "extra":
+            extra[name] = str(raw)
+            continue
+        kwargs[name] = _coerce(name, f.type, raw)
+    return Settings(**kwargs, extra=extra)
+
+
+def _coerce(name: str, kind: Any, raw: Any) -> Any:
+    kind = str(kind)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "bool":
+            return raw if isinstance(raw, bool) else str(raw).strip().lower() in _TRUE
+        if kind == "Path":
+            return Path(str(raw))
+    except ValueError as exc:
+        raise SystemExit(f"LASTMILE_{name.upper()}: {raw!r} is not a valid {kind}") from exc
+    return str(raw)
