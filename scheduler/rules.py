@@ -78,6 +78,10 @@ class BlockRule:
     def weekday_numbers(self) -> frozenset[int]:
         return frozenset(WEEKDAYS.index(d) for d in self.weekdays)
 
+    def last_bookable_day(self, now: datetime) -> date:
+        """Return the last local date a client may book on, `max_days_ahead` days from today."""
+        return now.astimezone(self.tz).date() + timedelta(days=self.max_days_ahead)
+
     def occurs_on(self, day: date) -> bool:
         """Return whether the block is held on local date `day`."""
         if day < self.starts_on or (self.until is not None and day > self.until):
@@ -140,7 +144,7 @@ def occurrences(rule: BlockRule, first: date, last: date) -> Iterator[tuple[date
         if rule.occurs_on(day):
             start = _existing(day, rule.start_time, tz)
             end = _existing(day, rule.end_time, tz)
-            if start < end:
+            if start.astimezone(UTC) < end.astimezone(UTC):
                 yield start, end
         day += timedelta(days=1)
 
@@ -158,7 +162,8 @@ def block_slots(rule: BlockRule, first: date, last: date) -> Iterator[tuple[date
 
     Slots start at wall-clock times (start, start + slot + buffer, ...) so a 09:00 block
     gives 09:00 on both sides of a DST change; a start that does not exist that day is
-    skipped, and a slot must end by the block's wall-clock end.
+    skipped, as is one that would leave less than the buffer after the previous slot,
+    and a slot must end by the block's wall-clock end.
     """
     tz = rule.tz
     step = rule.slot_minutes + rule.buffer_minutes
@@ -168,17 +173,26 @@ def block_slots(rule: BlockRule, first: date, last: date) -> Iterator[tuple[date
     length = timedelta(minutes=rule.slot_minutes)
     day = max(first, rule.starts_on)
     stop = last if rule.until is None else min(last, rule.until)
-    block_end_cache: dict[date, datetime] = {}
+    gap = timedelta(minutes=rule.buffer_minutes)
     while day <= stop:
         if rule.occurs_on(day):
-            block_end = block_end_cache.setdefault(day, _existing(day, rule.end_time, tz))
+            # Compare in UTC: aware datetimes sharing one tzinfo compare by wall clock,
+            # which is wrong in the hour that repeats when clocks fall back.
+            block_end = _existing(day, rule.end_time, tz).astimezone(UTC)
+            free_from: datetime | None = None
             for minute in offsets:
                 start = local_datetime(day, time(minute // 60, minute % 60), tz)
                 if start is None:
                     continue
-                end = (start.astimezone(UTC) + length).astimezone(tz)
-                if end <= block_end:
-                    yield start, end
+                start_utc = start.astimezone(UTC)
+                # Where clocks spring forward, wall-clock steps can come closer than the
+                # slot plus its buffer: such a start is dropped, never squeezed in.
+                if free_from is not None and start_utc < free_from:
+                    continue
+                end_utc = start_utc + length
+                if end_utc <= block_end:
+                    free_from = end_utc + gap
+                    yield start, end_utc.astimezone(tz)
         day += timedelta(days=1)
 
 
@@ -215,8 +229,8 @@ def compute_slots(
     """Return every slot of `rules` on local dates `first`..`last`, sorted by start.
 
     A slot is available when it is in a `booked` block, overlaps no busy interval,
-    starts at least the rule's minimum notice after `now` and no more than
-    `max_days_ahead` days after it. A `walk_in` block gives one unavailable slot per
+    starts at least the rule's minimum notice after `now` and on a local date no more
+    than `max_days_ahead` days after today's. A `walk_in` block gives one unavailable slot per
     occurrence (its whole window), since walk-ins queue rather than book.
     """
     index = busy if isinstance(busy, BusyIndex) else BusyIndex(busy)
@@ -228,9 +242,9 @@ def compute_slots(
                 out.append(Slot(rule.id, rule.worker_id, start, end, "walk_in", False))
             continue
         earliest = now + timedelta(minutes=rule.min_notice_minutes)
-        latest = now + timedelta(days=rule.max_days_ahead)
+        latest = rule.last_bookable_day(now)
         for start, end in block_slots(rule, first, last):
-            ok = earliest <= start <= latest and not index.overlaps(start, end)
+            ok = earliest <= start and start.date() <= latest and not index.overlaps(start, end)
             out.append(Slot(rule.id, rule.worker_id, start, end, "booked", ok))
     out.sort(key=lambda s: s.start.astimezone(UTC))
     return out
@@ -243,7 +257,7 @@ def find_slot(rules: Sequence[BlockRule], start: datetime) -> tuple[BlockRule, d
             continue
         day = start.astimezone(rule.tz).date()
         for s, e in block_slots(rule, day, day):
-            if s == start:
+            if s.astimezone(UTC) == start.astimezone(UTC):
                 return rule, s, e
     return None
 

@@ -312,7 +312,7 @@ def _slot_for(
         raise Invalid(
             f"{start.isoformat()} is too soon: book at least {rule.min_notice_minutes} minutes ahead"
         )
-    if slot_start > now + timedelta(days=rule.max_days_ahead):
+    if slot_start.date() > rule.last_bookable_day(now):
         raise Invalid(f"{start.isoformat()} is too far ahead: book at most {rule.max_days_ahead} days ahead")
     return rule, slot_start, slot_end
 
