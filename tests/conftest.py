@@ -136,9 +136,7 @@ AppMaker = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
 @pytest.fixture
-async def make_client(
-    database: Database, clock: Clock
-) -> AsyncIterator[AppMaker]:
+async def make_client(database: Database, clock: Clock) -> AsyncIterator[AppMaker]:
     """Start the real app on 127.0.0.1 (a real socket) against the test database."""
     clients: list[TestClient[web.Request, web.Application]] = []
 
@@ -159,7 +157,9 @@ async def client(make_client: AppMaker) -> TestClient[web.Request, web.Applicati
     return await make_client()
 
 
-async def login(client: TestClient[web.Request, web.Application], email: str, password: str = PASSWORD) -> dict[str, str]:
+async def login(
+    client: TestClient[web.Request, web.Application], email: str, password: str = PASSWORD
+) -> dict[str, str]:
     """Sign in over the API and return bearer headers for the session."""
     resp = await client.post("/api/session", json={"email": email, "password": password})
     assert resp.status == 200, await resp.text()

@@ -39,7 +39,9 @@ async def problem(resp: Any, status: int) -> dict[str, Any]:
     return body
 
 
-async def publish(client: Client, headers: dict[str, str], worker_id: int, **overrides: Any) -> dict[str, Any]:
+async def publish(
+    client: Client, headers: dict[str, str], worker_id: int, **overrides: Any
+) -> dict[str, Any]:
     """Publish office hours for a worker and return the block."""
     body = {**TUESDAY_MORNINGS, **overrides}
     block: dict[str, Any] = await ok(
@@ -50,6 +52,9 @@ async def publish(client: Client, headers: dict[str, str], worker_id: int, **ove
 
 async def open_case(client: Client, headers: dict[str, str], worker_id: int, name: str = "Client A") -> int:
     """Open a case for a new client and return its id."""
-    body = {"worker_id": worker_id, "client": {"name": name, "email": "client@example.net", "phone": "+1 503 555 0199"}}
+    body = {
+        "worker_id": worker_id,
+        "client": {"name": name, "email": "client@example.net", "phone": "+1 503 555 0199"},
+    }
     case: dict[str, Any] = await ok(await client.post("/api/cases", json=body, headers=headers), 201)
     return int(case["id"])

@@ -37,12 +37,16 @@ def _block(db: Database, worker_id: int) -> int:
 def _case(db: Database, staff: Staff) -> int:
     assert staff.worker.id is not None and staff.admin.id is not None
     with db.session(write=True) as s:
-        case, _ = cases.create_case(s, Actor(staff.admin.id, "admin"), worker_id=staff.worker.id, client_name="C")
+        case, _ = cases.create_case(
+            s, Actor(staff.admin.id, "admin"), worker_id=staff.worker.id, client_name="C"
+        )
         assert case.id is not None
         return case.id
 
 
-def _insert(db: Database, staff: Staff, case_id: int, block_id: int, start: str, minutes: int, uid: str) -> int:
+def _insert(
+    db: Database, staff: Staff, case_id: int, block_id: int, start: str, minutes: int, uid: str
+) -> int:
     assert staff.worker.id is not None
     begin = datetime.fromisoformat(start)
     with db.session(write=True) as s:
@@ -79,7 +83,11 @@ def test_database_refuses_overlapping_bookings_of_any_length(database: Database,
     block = _block(database, staff.worker.id or 0)
     case_id = _case(database, staff)
     first = _insert(database, staff, case_id, block, "2026-03-03T10:00:00+00:00", 60, "a")
-    for start, minutes in [("2026-03-03T09:45:00+00:00", 30), ("2026-03-03T10:59:00+00:00", 5), ("2026-03-03T10:00:00+00:00", 60)]:
+    for start, minutes in [
+        ("2026-03-03T09:45:00+00:00", 30),
+        ("2026-03-03T10:59:00+00:00", 5),
+        ("2026-03-03T10:00:00+00:00", 60),
+    ]:
         with pytest.raises(IntegrityError):
             _insert(database, staff, case_id, block, start, minutes, f"x{start}{minutes}")
     # Touching is not overlapping.
@@ -121,12 +129,17 @@ def test_case_reads_and_writes_are_audited(database: Database, staff: Staff) -> 
     assert staff.worker.id is not None
     actor = Actor(staff.worker.id, "worker", "192.0.2.7")
     with database.session(write=True) as s:
-        case, _ = cases.create_case(s, actor, worker_id=staff.worker.id, client_name="Dana", email="dana@example.net")
+        case, _ = cases.create_case(
+            s, actor, worker_id=staff.worker.id, client_name="Dana", email="dana@example.net"
+        )
         assert case.id is not None
         cases.read_case(s, actor, case.id)
         case_id = case.id
     with database.session() as s:
         found = [(e.action, e.actor_id, e.ip) for e in audit.events(s, case_id=case_id)]
         clients = list(s.exec(select(Client)))
-    assert found == [("case.read", staff.worker.id, "192.0.2.7"), ("case.create", staff.worker.id, "192.0.2.7")]
+    assert found == [
+        ("case.read", staff.worker.id, "192.0.2.7"),
+        ("case.create", staff.worker.id, "192.0.2.7"),
+    ]
     assert [c.email for c in clients] == ["dana@example.net"]

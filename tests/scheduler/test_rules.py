@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -95,22 +96,28 @@ def test_los_angeles_fall_back_repeated_hour_has_no_overlap() -> None:
         "02:30-0800-03:00-0800",
     ]
     utc = [(s.start.astimezone(UTC), s.end.astimezone(UTC)) for s in slots]
-    assert all(a[1] <= b[0] for a, b in zip(utc, utc[1:], strict=False))
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(utc))
 
 
 def test_london_spring_forward_and_fall_back() -> None:
-    r = rule(weekdays=("SU",), start_time=time(0), end_time=time(3), slot_minutes=60, timezone="Europe/London")
+    r = rule(
+        weekdays=("SU",), start_time=time(0), end_time=time(3), slot_minutes=60, timezone="Europe/London"
+    )
     spring = compute_slots([r], [], date(2026, 3, 29), date(2026, 3, 29), FAR_PAST)
     assert local(spring, LONDON) == ["00:00+0000-02:00+0100", "02:00+0100-03:00+0100"]
     autumn = compute_slots([r], [], date(2026, 10, 25), date(2026, 10, 25), FAR_PAST)
-    assert local(autumn, LONDON) == ["00:00+0100-01:00+0100", "01:00+0100-01:00+0000", "02:00+0000-03:00+0000"]
+    assert local(autumn, LONDON) == [
+        "00:00+0100-01:00+0100",
+        "01:00+0100-01:00+0000",
+        "02:00+0000-03:00+0000",
+    ]
 
 
 def test_buffer_is_kept_where_the_clock_jumps() -> None:
     r = rule(weekdays=("SU",), start_time=time(1), end_time=time(5), slot_minutes=30, buffer_minutes=15)
     slots = compute_slots([r], [], date(2026, 3, 8), date(2026, 3, 8), FAR_PAST)
     utc = [(s.start.astimezone(UTC), s.end.astimezone(UTC)) for s in slots]
-    assert all(b[0] - a[1] >= timedelta(minutes=15) for a, b in zip(utc, utc[1:], strict=False))
+    assert all(b[0] - a[1] >= timedelta(minutes=15) for a, b in itertools.pairwise(utc))
     assert local(slots, LA)[:2] == ["01:00-0800-01:30-0800", "01:45-0800-03:15-0700"]
 
 
@@ -121,7 +128,9 @@ def test_exceptions_until_and_starts_on() -> None:
         until=date(2026, 3, 19),
         exceptions=frozenset({date(2026, 3, 12)}),
     )
-    days = sorted({s.start.date() for s in compute_slots([r], [], date(2026, 3, 1), date(2026, 3, 31), FAR_PAST)})
+    days = sorted(
+        {s.start.date() for s in compute_slots([r], [], date(2026, 3, 1), date(2026, 3, 31), FAR_PAST)}
+    )
     assert days == [date(2026, 3, 5), date(2026, 3, 10), date(2026, 3, 17), date(2026, 3, 19)]
 
 
@@ -135,7 +144,9 @@ def test_notice_horizon_and_busy_make_slots_unavailable() -> None:
     assert today == [False, False, True, True, False, False]
     assert all(s.available for s in slots if s.start.date() == date(2026, 3, 10))
     assert not any(s.available for s in slots if s.start.date() == date(2026, 3, 17))  # beyond 7 days
-    assert compute_slots([r], [], date(2026, 3, 10), date(2026, 3, 10), now)[-1].available  # 7th day: all of it
+    assert compute_slots([r], [], date(2026, 3, 10), date(2026, 3, 10), now)[
+        -1
+    ].available  # 7th day: all of it
 
 
 def test_walk_in_blocks_give_one_window_per_day_not_bookable() -> None:
@@ -182,7 +193,14 @@ def test_blocks_in_different_zones_overlap_by_instant() -> None:
 
 # --- properties ---------------------------------------------------------------------------
 
-ZONES = ["America/Los_Angeles", "Europe/London", "Australia/Lord_Howe", "America/Sao_Paulo", "Asia/Kolkata", "UTC"]
+ZONES = [
+    "America/Los_Angeles",
+    "Europe/London",
+    "Australia/Lord_Howe",
+    "America/Sao_Paulo",
+    "Asia/Kolkata",
+    "UTC",
+]
 
 
 @st.composite
@@ -216,13 +234,17 @@ def rules(draw: st.DrawFn) -> BlockRule:
 
 
 def _valid(r: BlockRule) -> bool:
-    return r.end_time.hour * 60 + r.end_time.minute - r.start_time.hour * 60 - r.start_time.minute >= r.slot_minutes
+    return (
+        r.end_time.hour * 60 + r.end_time.minute - r.start_time.hour * 60 - r.start_time.minute
+        >= r.slot_minutes
+    )
 
 
 windows = st.dates(date(2026, 1, 1), date(2027, 2, 1)).map(lambda d: (d, d + timedelta(days=20)))
 instants = st.datetimes(datetime(2025, 12, 1), datetime(2027, 2, 1), timezones=st.just(UTC))
 busy_lists = st.lists(
-    st.tuples(instants, st.integers(5, 240)).map(lambda t: (t[0], t[0] + timedelta(minutes=t[1]))), max_size=30
+    st.tuples(instants, st.integers(5, 240)).map(lambda t: (t[0], t[0] + timedelta(minutes=t[1]))),
+    max_size=30,
 )
 
 
@@ -267,9 +289,10 @@ def test_slots_hold_their_promises(
 def test_every_wall_clock_start_that_exists_is_offered(r: BlockRule, window: tuple[date, date]) -> None:
     """On days without a clock change, the slots are exactly the wall-clock grid of the block."""
     first, last = window
-    got = {(s.start.astimezone(r.tz).date(), s.start.astimezone(r.tz).time()) for s in compute_slots(
-        [r], [], first, last, FAR_PAST
-    )}
+    got = {
+        (s.start.astimezone(r.tz).date(), s.start.astimezone(r.tz).time())
+        for s in compute_slots([r], [], first, last, FAR_PAST)
+    }
     step = r.slot_minutes + r.buffer_minutes
     begin = r.start_time.hour * 60 + r.start_time.minute
     stop = r.end_time.hour * 60 + r.end_time.minute - r.slot_minutes

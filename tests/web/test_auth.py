@@ -18,15 +18,21 @@ async def test_login_sets_a_strict_cookie_and_logout_ends_the_session(client: Cl
     assert body["user"]["email"] == "worker@agency.test" and body["user"]["role"] == "worker"
     me = await ok(await client.get("/api/me"))  # the cookie jar now carries the session
     assert me["id"] == staff.worker.id
-    assert (await client.delete("/api/session", headers={"Origin": str(client.make_url("")).rstrip("/")})).status == 204
+    assert (
+        await client.delete("/api/session", headers={"Origin": str(client.make_url("")).rstrip("/")})
+    ).status == 204
     client.session.cookie_jar.update_cookies({"lastmile_session": cookie.value})
     await problem(await client.get("/api/me"), 401)  # the server forgot it, even if a browser did not
 
 
 async def test_wrong_password_is_refused_and_audited(client: Client, staff: Staff) -> None:
-    body = await problem(await client.post("/api/session", json={"email": staff.worker.email, "password": "nope"}), 401)
+    body = await problem(
+        await client.post("/api/session", json={"email": staff.worker.email, "password": "nope"}), 401
+    )
     assert "wrong e-mail or password" in body["detail"]
-    await problem(await client.post("/api/session", json={"email": "nobody@agency.test", "password": "nope"}), 401)
+    await problem(
+        await client.post("/api/session", json={"email": "nobody@agency.test", "password": "nope"}), 401
+    )
     db = client.app[RUNTIME].db
     with db.session() as s:
         failed = list(s.exec(select(AuditEvent).where(AuditEvent.action == "session.login_failed")))
@@ -56,8 +62,14 @@ async def test_cross_site_write_with_the_cookie_is_refused(client: Client, staff
     await ok(await client.post("/api/session", json={"email": staff.worker.email, "password": PASSWORD}))
     resp = await client.post(
         f"/api/workers/{staff.worker.id}/office-hours",
-        json={"weekdays": ["MO"], "start_time": "09:00", "end_time": "10:00", "timezone": "UTC",
-              "slot_minutes": 30, "starts_on": "2026-03-02"},
+        json={
+            "weekdays": ["MO"],
+            "start_time": "09:00",
+            "end_time": "10:00",
+            "timezone": "UTC",
+            "slot_minutes": 30,
+            "starts_on": "2026-03-02",
+        },
         headers={"Origin": "https://evil.example"},
     )
     body = await problem(resp, 403)
@@ -75,4 +87,6 @@ async def test_deactivated_user_loses_access(client: Client, staff: Staff) -> No
         user.active = False
         s.add(user)
     await problem(await client.get("/api/me", headers=headers), 401)
-    await problem(await client.post("/api/session", json={"email": staff.worker.email, "password": PASSWORD}), 401)
+    await problem(
+        await client.post("/api/session", json={"email": staff.worker.email, "password": PASSWORD}), 401
+    )

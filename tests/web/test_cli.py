@@ -28,7 +28,9 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def test_seed_demo_refuses_outside_demo_mode(tmp_path: Path) -> None:
-    done = subprocess.run([*LASTMILE, "seed-demo"], env=_env(tmp_path), capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [*LASTMILE, "seed-demo"], env=_env(tmp_path), capture_output=True, text=True, check=False
+    )
     assert done.returncode == 2 and "LASTMILE_DEMO=1" in done.stderr
 
 
@@ -38,7 +40,9 @@ def test_migrate_seed_and_serve(tmp_path: Path) -> None:
     for command in ("migrate", "seed-demo", "seed-demo"):
         subprocess.run([*LASTMILE, command], env=env, check=True, capture_output=True)
     assert (tmp_path / "var" / "lastmile.db").is_file()
-    server = subprocess.Popen([*LASTMILE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [*LASTMILE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         banner = ""
         assert server.stdout is not None
@@ -48,17 +52,17 @@ def test_migrate_seed_and_serve(tmp_path: Path) -> None:
             banner += line
         base = f"http://127.0.0.1:{port}"
         assert f"{base}/worker" in banner and "worker@example.org" in banner and "lastmile-demo" in banner
-        with urllib.request.urlopen(f"{base}/healthz", timeout=10) as resp:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(f"{base}/healthz", timeout=10) as resp:
             assert json.load(resp)["status"] == "ok"
         request = urllib.request.Request(
             f"{base}/api/session",
             data=json.dumps({"email": "worker@example.org", "password": "lastmile-demo"}).encode(),
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as resp:
             token = json.load(resp)["token"]
         cases_req = urllib.request.Request(f"{base}/api/cases", headers={"Authorization": f"Bearer {token}"})
-        with urllib.request.urlopen(cases_req, timeout=10) as resp:  # noqa: S310
+        with urllib.request.urlopen(cases_req, timeout=10) as resp:
             assert len(json.load(resp)) == 3  # seeded once, though seed-demo ran twice
     finally:
         server.send_signal(signal.SIGINT)
