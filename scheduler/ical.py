@@ -13,12 +13,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Event, Timezone, TimezoneDaylight, TimezoneStandard, vCalAddress, vDuration, vRecur
+from icalendar import (
+    Calendar,
+    Event,
+    Timezone,
+    TimezoneDaylight,
+    TimezoneStandard,
+    vCalAddress,
+    vDuration,
+    vRecur,
+)
 
 from scheduler.rules import WEEKDAYS, BlockRule, occurrences, zone
 
@@ -95,7 +104,8 @@ def feed_calendar(
         cal.add_component(event)
         dates.append(booking.start.date())
     _add_timezones(cal, dates)
-    return cal.to_ical()
+    data: bytes = cal.to_ical()
+    return data
 
 
 def invite_calendar(booking: BookingEvent, now: datetime) -> bytes:
@@ -116,7 +126,8 @@ def invite_calendar(booking: BookingEvent, now: datetime) -> bytes:
         event.add("attendee", attendee)
     cal.add_component(event)
     _add_timezones(cal, [booking.start.date(), _utc(now).date()])
-    return cal.to_ical()
+    data: bytes = cal.to_ical()
+    return data
 
 
 def _calendar(method: str | None) -> Calendar:
@@ -191,7 +202,10 @@ def _block_components(rule: BlockRule, now: datetime) -> list[Event]:
             excluded.append(day)
             continue
         start, end = held[0]
-        if (_utc(start), _utc(end)) == (expected_start, expected_start + nominal):
+        # Readers disagree on wall times that are skipped or repeated (vobject misreads
+        # them), so a day touching one always gets explicit times.
+        plain = _unambiguous(day, rule.start_time, tz) and _unambiguous(day, rule.end_time, tz)
+        if plain and (_utc(start), _utc(end)) == (expected_start, expected_start + nominal):
             continue
         override = Event()
         override.add("uid", uid)
@@ -249,6 +263,13 @@ def _end_of_day_utc(day: date, tz: ZoneInfo) -> datetime:
     return _utc(next_midnight) - timedelta(seconds=1)
 
 
+def _unambiguous(day: date, at: time, tz: ZoneInfo) -> bool:
+    """Return whether wall time `at` on `day` exists exactly once in `tz`."""
+    first = datetime.combine(day, at, tzinfo=tz)
+    second = first.replace(fold=1)
+    return first.utcoffset() == second.utcoffset()
+
+
 def _in_zone(moment: datetime, tz: ZoneInfo) -> datetime:
     """Return `moment` as local time in `tz`, or in UTC if TZID wall time cannot name it.
 
@@ -277,7 +298,7 @@ def _add_timezones(cal: Calendar, dates: Iterable[date]) -> None:
     known = list(dates)
     first_year, last_year = min(known).year - 1, max(known).year + VTIMEZONE_YEARS_AHEAD
     for tzid in sorted(cal.get_missing_tzids(), reverse=True):
-        cal.subcomponents.insert(0, vtimezone(tzid, first_year, last_year))
+        cal.subcomponents.insert(0, _vtimezone(tzid, first_year, last_year))
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,16 +309,16 @@ class _Transition:
     name: str
 
 
-def vtimezone(tzid: str, first_year: int, last_year: int) -> Timezone:
-    """Return a VTIMEZONE for `tzid` that is exact over `first_year`..`last_year`.
-
-    When every offset change in those years follows a yearly rule (like "second
-    Sunday of March at 02:00") the zone is written the way Google and Outlook write
-    it: one STANDARD and one DAYLIGHT observance from 1970 with a yearly RRULE.
-    Outlook ignores VTIMEZONEs made of RDATE lists (and icalendar's
-    ``Timezone.from_tzid`` writes only those); vobject keeps just the first value of
-    an RDATE list. Zones with irregular changes fall back to one RDATE per line.
-    """
+# icalendar's own ``Timezone.from_tzid`` / ``add_missing_timezones`` write each
+# observance as one DTSTART plus an RDATE list. Outlook ignores such VTIMEZONEs (and
+# then shows times an hour off), vobject keeps only the first value of an RDATE list,
+# and the DAYLIGHT onsets it writes are the wall time after the change, an hour late.
+# So when every offset change over the years a calendar needs follows a yearly rule
+# ("second Sunday of March at 02:00") the zone is written as Google and Outlook write
+# it: one observance per rule, from 1970, with FREQ=YEARLY;BYMONTH=..;BYDAY=nSU.
+# Zones with irregular changes fall back to the exact onsets, one RDATE per line.
+def _vtimezone(tzid: str, first_year: int, last_year: int) -> Timezone:
+    """Return a VTIMEZONE for `tzid` that is exact over `first_year`..`last_year`."""
     tz = zone(tzid)
     changes = _transitions(tzid, first_year, last_year)
     vtz = Timezone()
@@ -315,7 +336,8 @@ def vtimezone(tzid: str, first_year: int, last_year: int) -> Timezone:
         for (offset_from, offset_to, name), rule in rules.items():
             assert rule is not None
             month, weekday, nth, at = rule
-            observance = _observance(_nth_weekday(1970, month, weekday, nth, at), offset_from, offset_to, name)
+            onset = _nth_weekday(1970, month, weekday, nth, at)
+            observance = _observance(onset, offset_from, offset_to, name)
             observance.add("rrule", vRecur(freq="YEARLY", bymonth=month, byday=f"{nth}{WEEKDAYS[weekday]}"))
             vtz.add_component(observance)
         return vtz
@@ -342,14 +364,17 @@ def _observance(
     return observance
 
 
-def _yearly_rule(onsets: list[datetime], first_year: int, last_year: int) -> tuple[int, int, int, time] | None:
+_YearlyRule = tuple[int, int, int, time]  # month, weekday (0 = Monday), nth (-1 = last), wall time
+
+
+def _yearly_rule(onsets: list[datetime], first_year: int, last_year: int) -> _YearlyRule | None:
     """Return (month, weekday, nth, time) that gives exactly `onsets`, one a year, or None."""
     if sorted(o.year for o in onsets) != list(range(first_year, last_year + 1)):
         return None
-    candidates: set[tuple[int, int, int, time]] | None = None
+    candidates: set[_YearlyRule] | None = None
     for onset in onsets:
         day = onset.date()
-        found = set()
+        found: set[_YearlyRule] = set()
         if day.day <= 28:
             found.add((day.month, day.weekday(), (day.day - 1) // 7 + 1, onset.time()))
         if (day + timedelta(days=7)).month != day.month:
@@ -384,16 +409,17 @@ def _transitions(tzid: str, first_year: int, last_year: int) -> tuple[_Transitio
         later = moment + step
         new_offset = later.astimezone(tz).utcoffset()
         if new_offset != offset and offset is not None and new_offset is not None:
-            low, high = moment, later  # offset(low) == old, offset(high) == new
-            while high - low > timedelta(seconds=1):
-                mid = low + (high - low) / 2
-                if mid.astimezone(tz).utcoffset() == offset:
+            low, high = int(moment.timestamp()), int(later.timestamp())  # old offset at low, new at high
+            while high - low > 1:
+                mid = (low + high) // 2
+                if datetime.fromtimestamp(mid, tz).utcoffset() == offset:
                     low = mid
                 else:
                     high = mid
-            onset = (high + offset).replace(tzinfo=None)
+            changed = datetime.fromtimestamp(high, UTC)
+            onset = (changed + offset).replace(tzinfo=None)
             if first_year <= onset.year <= last_year:
-                found.append(_Transition(onset, offset, new_offset, high.astimezone(tz).tzname() or tzid))
+                found.append(_Transition(onset, offset, new_offset, changed.astimezone(tz).tzname() or tzid))
         offset = new_offset
         moment = later
     return tuple(found)

@@ -138,23 +138,34 @@ def occurrences(rule: BlockRule, first: date, last: date) -> Iterator[tuple[date
     the end is the wall-clock end time (or the first existing time after it).
     """
     tz = rule.tz
+    for day in _held_days(rule, first, last):
+        start = _existing(day, rule.start_time, tz)
+        end = _existing(day, rule.end_time, tz)
+        if start.astimezone(UTC) < end.astimezone(UTC):
+            yield start, end
+
+
+def _held_days(rule: BlockRule, first: date, last: date) -> Iterator[date]:
+    """Yield the local dates from `first` to `last` on which the block is held (see `occurs_on`)."""
+    weekdays = rule.weekday_numbers()
+    exceptions = rule.exceptions
+    one = timedelta(days=1)
     day = max(first, rule.starts_on)
     stop = last if rule.until is None else min(last, rule.until)
     while day <= stop:
-        if rule.occurs_on(day):
-            start = _existing(day, rule.start_time, tz)
-            end = _existing(day, rule.end_time, tz)
-            if start.astimezone(UTC) < end.astimezone(UTC):
-                yield start, end
-        day += timedelta(days=1)
+        if day.weekday() in weekdays and day not in exceptions:
+            yield day
+        day += one
 
 
 def _existing(day: date, at: time, tz: ZoneInfo) -> datetime:
     found = local_datetime(day, at, tz)
     if found is not None:
         return found
-    # In a gap: the first instant after it is the same UTC instant read with fold=1.
-    return datetime.combine(day, at).replace(tzinfo=tz, fold=1).astimezone(UTC).astimezone(tz)
+    # In a gap (PEP 495): fold=0 reads the wall time with the offset from before the
+    # change, which lands as far past the gap as the time was into it (02:30 -> 03:30
+    # when clocks spring forward at 02:00), as RFC 5545 says.
+    return datetime.combine(day, at).replace(tzinfo=tz, fold=0).astimezone(UTC).astimezone(tz)
 
 
 def block_slots(rule: BlockRule, first: date, last: date) -> Iterator[tuple[datetime, datetime]]:
@@ -165,35 +176,48 @@ def block_slots(rule: BlockRule, first: date, last: date) -> Iterator[tuple[date
     skipped, as is one that would leave less than the buffer after the previous slot,
     and a slot must end by the block's wall-clock end.
     """
+    for start, end, _, _ in _block_slots_utc(rule, first, last):
+        yield start, end
+
+
+def _block_slots_utc(
+    rule: BlockRule, first: date, last: date
+) -> Iterator[tuple[datetime, datetime, datetime, datetime]]:
+    """Yield each slot of `rule` as `block_slots` does, with its start and end in UTC too.
+
+    Callers compare the UTC values: within the single UTC tzinfo a comparison needs
+    no offset look-ups, unlike one between aware datetimes of different zones.
+    """
     tz = rule.tz
     step = rule.slot_minutes + rule.buffer_minutes
     start_min = _minutes(rule.start_time)
     end_min = _minutes(rule.end_time)
-    offsets = range(start_min, end_min - rule.slot_minutes + 1, step)
+    wall_starts = [time(m // 60, m % 60) for m in range(start_min, end_min - rule.slot_minutes + 1, step)]
     length = timedelta(minutes=rule.slot_minutes)
-    day = max(first, rule.starts_on)
-    stop = last if rule.until is None else min(last, rule.until)
     gap = timedelta(minutes=rule.buffer_minutes)
-    while day <= stop:
-        if rule.occurs_on(day):
-            # Compare in UTC: aware datetimes sharing one tzinfo compare by wall clock,
-            # which is wrong in the hour that repeats when clocks fall back.
-            block_end = _existing(day, rule.end_time, tz).astimezone(UTC)
-            free_from: datetime | None = None
-            for minute in offsets:
-                start = local_datetime(day, time(minute // 60, minute % 60), tz)
-                if start is None:
-                    continue
-                start_utc = start.astimezone(UTC)
-                # Where clocks spring forward, wall-clock steps can come closer than the
-                # slot plus its buffer: such a start is dropped, never squeezed in.
-                if free_from is not None and start_utc < free_from:
-                    continue
-                end_utc = start_utc + length
-                if end_utc <= block_end:
-                    free_from = end_utc + gap
-                    yield start, end_utc.astimezone(tz)
-        day += timedelta(days=1)
+    combine = datetime.combine
+    for day in _held_days(rule, first, last):
+        # Compare in UTC: aware datetimes sharing one tzinfo compare by wall clock,
+        # which is wrong in the hour that repeats when clocks fall back.
+        block_end = _existing(day, rule.end_time, tz).astimezone(UTC)
+        # A block whose start falls in the skipped hour opens just after it; no slot
+        # may start before the block does.
+        free_from = _existing(day, rule.start_time, tz).astimezone(UTC)
+        for at in wall_starts:
+            start = combine(day, at, tz)  # fold=0, the first of a repeated wall time
+            start_utc = start.astimezone(UTC)
+            # Here the wall-clock comparison is the point (as in local_datetime): a
+            # start whose round trip through UTC lands elsewhere does not exist that day.
+            if start_utc.astimezone(tz) != start:
+                continue
+            # Where clocks spring forward, wall-clock steps can come closer than the
+            # slot plus its buffer: such a start is dropped, never squeezed in.
+            if start_utc < free_from:
+                continue
+            end_utc = start_utc + length
+            if end_utc <= block_end:
+                free_from = end_utc + gap
+                yield start, end_utc.astimezone(tz), start_utc, end_utc
 
 
 Interval = tuple[datetime, datetime]
@@ -215,6 +239,10 @@ class BusyIndex:
 
     def overlaps(self, start: datetime, end: datetime) -> bool:
         """Return whether any busy interval overlaps [start, end)."""
+        # In UTC like the stored spans, so bisect compares without offset look-ups.
+        return self._overlaps_utc(start.astimezone(UTC), end.astimezone(UTC))
+
+    def _overlaps_utc(self, start: datetime, end: datetime) -> bool:
         i = bisect.bisect_left(self._starts, end)  # intervals starting before `end`
         return i > 0 and self._max_end[i - 1] > start
 
@@ -236,18 +264,22 @@ def compute_slots(
     index = busy if isinstance(busy, BusyIndex) else BusyIndex(busy)
     now = now.astimezone(UTC)
     out: list[Slot] = []
+    keys: list[datetime] = []  # each slot's start in UTC, to sort by
     for rule in rules:
         if rule.mode == "walk_in":
             for start, end in occurrences(rule, first, last):
                 out.append(Slot(rule.id, rule.worker_id, start, end, "walk_in", False))
+                keys.append(start.astimezone(UTC))
             continue
         earliest = now + timedelta(minutes=rule.min_notice_minutes)
         latest = rule.last_bookable_day(now)
-        for start, end in block_slots(rule, first, last):
-            ok = earliest <= start and start.date() <= latest and not index.overlaps(start, end)
+        overlaps = index._overlaps_utc
+        for start, end, start_utc, end_utc in _block_slots_utc(rule, first, last):
+            ok = earliest <= start_utc and start.date() <= latest and not overlaps(start_utc, end_utc)
             out.append(Slot(rule.id, rule.worker_id, start, end, "booked", ok))
-    out.sort(key=lambda s: s.start.astimezone(UTC))
-    return out
+            keys.append(start_utc)
+    order = sorted(range(len(out)), key=keys.__getitem__)  # stable, as list.sort(key=...) was
+    return [out[i] for i in order]
 
 
 def find_slot(rules: Sequence[BlockRule], start: datetime) -> tuple[BlockRule, datetime, datetime] | None:

@@ -110,7 +110,7 @@ def rie_spans(data: bytes, uid: str, first: date, last: date, tz: str) -> list[S
 
 def vobject_starts(data: bytes, uid: str, first: date, last: date, tz: str) -> list[datetime]:
     """Expand `uid` with vobject's rruleset, applying RECURRENCE-ID overrides."""
-    cal: Any = vobject.readOne(data.decode())
+    cal = read_vobject(data)
     masters = [ev for ev in cal.vevent_list if ev.uid.value == uid and not hasattr(ev, "recurrence_id")]
     assert len(masters) == 1
     overrides: dict[datetime, datetime] = {
@@ -122,6 +122,18 @@ def vobject_starts(data: bytes, uid: str, first: date, last: date, tz: str) -> l
     b = midnight(last + timedelta(days=1), tz)
     found = masters[0].getrruleset().between(a, b, inc=True)
     return sorted(overrides.get(s.astimezone(UTC), s.astimezone(UTC)) for s in found)
+
+
+def read_vobject(data: bytes) -> Any:
+    """Parse `data` with vobject, using the calendar's own VTIMEZONEs.
+
+    vobject keeps a process-wide TZID map filled by the first VTIMEZONE (or pytz zone)
+    it meets for a name; clear our names so each parse reads the VTIMEZONE we wrote.
+    """
+    tzid_map: dict[str, Any] = getattr(vobject.icalendar, "__tzidMap")
+    for tzid in set(re.findall(r"TZID[:=]([^:;\r\n]+)", data.decode())) - {"UTC"}:
+        tzid_map.pop(tzid, None)
+    return vobject.readOne(data.decode())
 
 
 def uid_of(rule: BlockRule) -> str:
@@ -142,7 +154,9 @@ DST_CASES = [
 
 
 @pytest.mark.parametrize(("tz", "starts_on", "until", "skipped"), DST_CASES)
-def test_feed_expands_to_exactly_the_held_occurrences(tz: str, starts_on: date, until: date, skipped: date) -> None:
+def test_feed_expands_to_exactly_the_held_occurrences(
+    tz: str, starts_on: date, until: date, skipped: date
+) -> None:
     rule = make_rule(timezone=tz, starts_on=starts_on, until=until, exceptions=frozenset({skipped}))
     data = feed_calendar("Ana", [rule], [], NOW)
     first, last = starts_on - timedelta(days=10), until + timedelta(days=21)
@@ -194,7 +208,9 @@ def test_open_ended_block_matches_over_a_whole_year() -> None:
     ],
 )
 def test_blocks_touching_the_changed_hour_still_match(tz: str, start: time, end: time) -> None:
-    rule = make_rule(weekdays=("SU",), timezone=tz, start=start, end=end, starts_on=date(2026, 1, 4), until=None)
+    rule = make_rule(
+        weekdays=("SU",), timezone=tz, start=start, end=end, starts_on=date(2026, 1, 4), until=None
+    )
     data = feed_calendar("Ana", [rule], [], NOW)
     first, last = date(2026, 1, 1), date(2026, 12, 31)
     expected = utc_spans(occurrences(rule, first, last))
@@ -269,7 +285,10 @@ def test_feed_header_modes_and_crlf() -> None:
 
 def test_every_tzid_has_its_vtimezone() -> None:
     rules = [make_rule(id=1, timezone=LA), make_rule(id=2, timezone=LONDON)]
-    bookings = [make_booking(timezone="Asia/Kolkata"), make_booking(timezone=LONDON)]
+    bookings = [
+        replace(make_booking(timezone="Asia/Kolkata"), uid="booking-1@lastmile"),
+        replace(make_booking(timezone=LONDON), uid="booking-2@lastmile"),
+    ]
     data = feed_calendar("Ana", rules, bookings, NOW)
     cal = parse(data)
 
@@ -277,7 +296,7 @@ def test_every_tzid_has_its_vtimezone() -> None:
     assert used == {LA, LONDON, "Asia/Kolkata"}
     assert sorted(str(tz["TZID"]) for tz in cal.walk("VTIMEZONE")) == sorted(used)
     assert cal.get_missing_tzids() == set()
-    vobject.readOne(data.decode())  # vobject accepts the VTIMEZONEs it is given
+    read_vobject(data)  # vobject accepts the VTIMEZONEs it is given
 
 
 def test_bookings_in_the_feed() -> None:
@@ -309,7 +328,7 @@ def test_bookings_in_the_feed() -> None:
         if str(e["UID"]) == active.uid
     ]
     assert found["DTSTART"].dt == active.start
-    v: Any = vobject.readOne(data.decode())
+    v: Any = read_vobject(data)
     assert {e.uid.value for e in v.vevent_list} == {active.uid, "booking-2@lastmile"}
 
 
@@ -344,7 +363,7 @@ def test_invite_request() -> None:
         "RSVP": "FALSE",
     }
 
-    v: Any = vobject.readOne(data.decode())
+    v: Any = read_vobject(data)
     assert v.method.value == "REQUEST"
     assert v.vevent.uid.value == booking.uid
     assert v.vevent.dtstart.value.astimezone(UTC) == booking.start
@@ -363,11 +382,12 @@ def test_invite_cancel_keeps_uid_and_takes_the_higher_sequence() -> None:
     (ev,) = cal.walk("VEVENT")
     assert str(ev["STATUS"]) == "CANCELLED"
     assert str(ev["UID"]) == str(sent["UID"])
-    assert ev["SEQUENCE"] == 2 > sent["SEQUENCE"]
+    assert ev.decoded("SEQUENCE") == 2
+    assert sent.decoded("SEQUENCE") == 1
     assert ev.decoded("DTSTART") == cancel.start
     assert [str(tz["TZID"]) for tz in cal.walk("VTIMEZONE")] == [LA]
 
-    v: Any = vobject.readOne(data.decode())
+    v: Any = read_vobject(data)
     assert v.method.value == "CANCEL"
     assert v.vevent.status.value == "CANCELLED"
     assert v.vevent.dtstart.value.astimezone(UTC) == cancel.start
@@ -389,7 +409,7 @@ def test_booking_in_the_repeated_hour_keeps_its_instant(fold: int) -> None:
 
     assert ev.decoded("DTSTART").astimezone(UTC) == start.astimezone(UTC)
     assert ev.decoded("DTEND").astimezone(UTC) == booking.end.astimezone(UTC)
-    v: Any = vobject.readOne(data.decode())
+    v: Any = read_vobject(data)
     assert v.vevent.dtstart.value.astimezone(UTC) == start.astimezone(UTC)
 
 
@@ -402,3 +422,68 @@ def test_booking_event_rejects_bad_values() -> None:
     with pytest.raises(ValueError, match="zone"):
         make_booking(timezone="Mars/Olympus")
     assert good.sequence == 0
+
+
+def vtimezone_of(tz: str) -> tuple[bytes, Any]:
+    """Return an invite for a booking in `tz` and its one VTIMEZONE component."""
+    data = invite_calendar(make_booking(timezone=tz, start=datetime(2026, 6, 2, 12, tzinfo=UTC)), NOW)
+    (vtz,) = parse(data).walk("VTIMEZONE")
+    assert str(vtz["TZID"]) == tz
+    return data, vtz
+
+
+LA_RULES = (
+    ("19700308T020000", "FREQ=YEARLY;BYDAY=2SU;BYMONTH=3"),
+    ("19701101T020000", "FREQ=YEARLY;BYDAY=1SU;BYMONTH=11"),
+)
+LONDON_RULES = (
+    ("19700329T010000", "FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3"),
+    ("19701025T020000", "FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10"),
+)
+
+
+@pytest.mark.parametrize(("tz", "daylight", "standard"), [(LA, *LA_RULES), (LONDON, *LONDON_RULES)])
+def test_vtimezone_uses_yearly_rules_like_outlook_and_google(
+    tz: str, daylight: tuple[str, str], standard: tuple[str, str]
+) -> None:
+    data, vtz = vtimezone_of(tz)
+    found = {
+        sub.name: (sub["DTSTART"].to_ical().decode(), sub["RRULE"].to_ical().decode())
+        for sub in vtz.subcomponents
+    }
+    assert found == {"DAYLIGHT": daylight, "STANDARD": standard}
+    assert b"RDATE" not in data
+
+
+def test_vtimezone_without_dst_is_one_fixed_observance() -> None:
+    _, vtz = vtimezone_of("Asia/Kolkata")
+    (only,) = vtz.subcomponents
+    assert only.name == "STANDARD"
+    assert only.decoded("TZOFFSETFROM") == only.decoded("TZOFFSETTO") == timedelta(hours=5, minutes=30)
+
+
+@pytest.mark.parametrize(
+    "tz", [LA, LONDON, "Australia/Sydney", "Asia/Kolkata", "Asia/Jerusalem", "America/Santiago"]
+)
+def test_vtimezone_offsets_match_zoneinfo_for_both_parsers(tz: str) -> None:
+    data, vtz = vtimezone_of(tz)
+    if tz in ("Asia/Jerusalem", "America/Santiago"):  # no "nth weekday" rule: exact onsets, one a line
+        rdates = re.findall(r"^RDATE[^\r\n]*", data.decode(), re.M)
+        assert rdates and all("," not in line for line in rdates)
+    readers = {
+        "icalendar": vtz.to_tz(lookup_tzid=False),
+        "vobject": read_vobject(data).vtimezone.gettzinfo(),
+    }
+    real = ZoneInfo(tz)
+    samples: list[datetime] = []
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    while moment < datetime(2028, 1, 1, tzinfo=UTC):  # every 7 hours, every minute near a change
+        nxt = moment + timedelta(hours=1)
+        if moment.astimezone(real).utcoffset() != nxt.astimezone(real).utcoffset():
+            samples.extend(moment + timedelta(minutes=m) for m in range(-60, 120))
+        elif moment.hour % 7 == 0:
+            samples.append(moment)
+        moment = nxt
+    for name, reader in readers.items():
+        wrong = [m for m in samples if m.astimezone(reader).utcoffset() != m.astimezone(real).utcoffset()]
+        assert wrong == [], f"{name} misreads {tz} at {wrong[:3]}"

@@ -312,3 +312,13 @@ def test_block_slots_is_what_compute_slots_offers() -> None:
     raw = list(block_slots(r, date(2026, 3, 1), date(2026, 3, 14)))
     computed = compute_slots([r], [], date(2026, 3, 1), date(2026, 3, 14), FAR_PAST)
     assert [(s.start, s.end) for s in computed] == raw
+
+
+def test_a_block_starting_in_the_skipped_hour_starts_just_after_it() -> None:
+    """RFC 5545: a wall time in the gap is read with the offset from before the change."""
+    r = rule(weekdays=("SU",), start_time=time(2, 30), end_time=time(5))
+    ((start, end),) = occurrences(r, date(2026, 3, 8), date(2026, 3, 8))
+    assert f"{start:%H:%M%z}-{end:%H:%M%z}" == "03:30-0700-05:00-0700"
+    slots = compute_slots([r], [], date(2026, 3, 8), date(2026, 3, 8), FAR_PAST)
+    # The wall-clock grid (02:30, 03:00, ...) keeps only starts within the block: 03:30 on.
+    assert local(slots, LA)[:2] == ["03:30-0700-04:00-0700", "04:00-0700-04:30-0700"]
