@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -16,34 +18,93 @@ from multidict import MultiDictProxy
 from sqlmodel import Session, col, select
 
 from caserecord import access, accounts
-from caserecord.errors import Forbidden, Invalid, RecordError, Unauthenticated
-from caserecord.models import Booking, Case, Client, User
+from caserecord.errors import Invalid, RecordError, Unauthenticated
+from caserecord.models import Booking, Case, Client, OfficeHourBlock, User, Visit
 from scheduler import service
 from scheduler.rules import WEEKDAYS, Slot
 from web.auth import check_csrf, clear_session_cookie, end_session, set_session_cookie
+from web.problems import ProblemError
 from web.routing import client_ip
 from web.runtime import IDENTITY, RUNTIME, Identity, Runtime
 
 HERE = Path(__file__).parent
+WEEKDAY_NAMES = dict(
+    zip(WEEKDAYS, ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"), strict=True)
+)
+Form = MultiDictProxy[str | bytes | bytearray | web.FileField]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Action = Callable[[Identity, Form, int, Runtime], Awaitable[str]]
+_ERROR_TITLES = {401: "Please sign in", 403: "Not allowed", 404: "Not found", 409: "Already taken"}
+
+
+def _sentence(text: str) -> str:
+    """Capitalise the first letter only (messages from the case record start in lower case)."""
+    return text[:1].upper() + text[1:]
+
+
+def day_label(day: date) -> str:
+    """Return a date as people say it: "Tuesday 3 March"."""
+    return f"{day:%A} {day.day} {day:%B}"
+
+
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"),
     autoescape=jinja2.select_autoescape(["html"]),
     undefined=jinja2.StrictUndefined,
 )
-WEEKDAY_NAMES = dict(
-    zip(WEEKDAYS, ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"), strict=True)
-)
 _env.globals["weekday_names"] = WEEKDAY_NAMES
+_env.filters["sentence"] = _sentence
+_env.filters["day_label"] = day_label
 
 
 def render(name: str, status: int = 200, **ctx: Any) -> web.Response:
+    """Render a template as an HTML answer that no cache keeps and no frame shows."""
     html = _env.get_template(name).render(**ctx)
     resp = web.Response(text=html, content_type="text/html", status=status)
     resp.headers["Cache-Control"] = "no-store"
     resp.headers["X-Frame-Options"] = "DENY"
     resp.headers["Content-Security-Policy"] = "default-src 'self'; frame-ancestors 'none'"
-    resp.headers["Referrer-Policy"] = "no-referrer"
+    # Not "no-referrer": with it browsers send `Origin: null` on form posts, which the
+    # cross-site check rightly refuses, so no form would work.
+    resp.headers["Referrer-Policy"] = "same-origin"
     return resp
+
+
+class PageError(Exception):
+    """Raise from a page handler to answer with the HTML error page."""
+
+    def __init__(self, status: int, detail: str, title: str = "") -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.title = title or _ERROR_TITLES.get(status, "That did not work")
+
+
+def _error_page(request: web.Request, status: int, title: str, detail: str) -> web.Response:
+    ident = _identity(request)
+    return render(
+        "error.html",
+        status=status,
+        me=ident.user if ident else None,
+        csrf=ident.csrf_token if ident else "",
+        title=title,
+        detail=detail,
+    )
+
+
+def _page(fn: Handler) -> Handler:
+    """Answer a page handler's PageError or RecordError with the error page, not problem+json."""
+
+    @functools.wraps(fn)
+    async def handler(request: web.Request) -> web.StreamResponse:
+        try:
+            return await fn(request)
+        except PageError as exc:
+            return _error_page(request, exc.status, exc.title, exc.detail)
+        except RecordError as exc:
+            return _error_page(request, exc.status, _ERROR_TITLES.get(exc.status, exc.title), exc.detail)
+
+    return handler
 
 
 def _identity(request: web.Request) -> Identity | None:
@@ -57,9 +118,17 @@ def _require(request: web.Request) -> Identity:
     return ident
 
 
-async def _form(request: web.Request, ident: Identity) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
+async def _form(request: web.Request, ident: Identity) -> Form:
     form = await request.post()
-    check_csrf(request, ident, str(form.get("csrf_token", "")))
+    try:
+        check_csrf(request, ident, str(form.get("csrf_token", "")))
+    except ProblemError as exc:
+        raise PageError(
+            403,
+            "This form has expired or did not come from this site, so nothing was changed. "
+            "Go back, reload the page and try again.",
+            "Form expired",
+        ) from exc
     return form
 
 
@@ -80,24 +149,30 @@ def _home_for(user: User) -> str:
 
 
 def _safe_next(value: str) -> str:
-    return value if value.startswith("/") and not value.startswith("//") else ""
+    """Keep `next` on this site: a path, never `//host` or `/\\host` (which browsers read as `//`)."""
+    ok = value.startswith("/") and not value.startswith(("//", "/\\")) and "\\" not in value
+    return value if ok else ""
 
 
+@_page
 async def sign_in_page(request: web.Request) -> web.StreamResponse:
+    """GET /: the sign-in form (or home, when already signed in)."""
     ident = _identity(request)
     if ident is not None:
         raise web.HTTPSeeOther(_home_for(ident.user))
     rt = request.app[RUNTIME]
     return render(
         "sign_in.html",
-        error=request.query.get("error", ""),
+        error="",
         next=_safe_next(request.query.get("next", "")),
         demo=rt.settings.demo,
         email="",
     )
 
 
+@_page
 async def sign_in(request: web.Request) -> web.StreamResponse:
+    """POST /: check the password, open a session and go home (or to `next`)."""
     rt = request.app[RUNTIME]
     form = await request.post()
     email = str(form.get("email", ""))[:254]
@@ -126,7 +201,9 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     raise resp
 
 
+@_page
 async def sign_out(request: web.Request) -> web.StreamResponse:
+    """POST /sign-out: end the session."""
     ident = _require(request)
     await _form(request, ident)
     await end_session(request)
@@ -139,10 +216,77 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
 
 
 @dataclass
+class SlotRow:
+    """One line of a day in the calendar: a free, booked, not bookable or walk-in period."""
+
+    state: str  # "free", "booked", "closed" or "walk_in"
+    start: datetime
+    end: datetime
+    label: str  # the state in words, so the calendar never relies on colour
+    note: str = ""
+    booking_id: int | None = None
+    case_id: int | None = None
+    who: str = ""
+    kiosk_code: str | None = None
+
+    @property
+    def time(self) -> str:
+        return f"{self.start:%H:%M}–{self.end:%H:%M}"
+
+    @property
+    def iso(self) -> str:
+        return self.start.isoformat()
+
+
+@dataclass
 class DayView:
+    """One local date of the worker's calendar."""
+
     day: date
+    rows: list[SlotRow]
+    in_range: bool
+    clock_change: str = ""
+
+    @property
+    def label(self) -> str:
+        return day_label(self.day)
+
+    @property
+    def anchor(self) -> str:
+        return f"day-{self.day.isoformat()}"
+
+    def count(self, state: str) -> int:
+        return sum(1 for r in self.rows if r.state == state)
+
+    @property
+    def summary(self) -> str:
+        """Say what the day holds in a few words: "1 booked, 5 free"."""
+        if not self.in_range:
+            return "past"
+        if not self.rows:
+            return "no office hours"
+        parts = [f"{self.count('booked')} booked"] if self.count("booked") else []
+        if self.count("free"):
+            parts.append(f"{self.count('free')} free")
+        if self.count("walk_in"):
+            parts.append("walk-in")
+        return ", ".join(parts) or "nothing bookable"
+
+
+@dataclass
+class WeekView:
+    """Monday to Sunday, for the week-at-a-glance and the day lists."""
+
     label: str
-    slots: list[dict[str, Any]]
+    days: list[DayView]
+
+    @property
+    def active_days(self) -> list[DayView]:
+        return [d for d in self.days if d.in_range and d.rows]
+
+    @property
+    def id(self) -> str:
+        return f"week-{self.days[0].day.isoformat()}"
 
 
 def _worker_id(request: web.Request, ident: Identity) -> int:
@@ -153,116 +297,204 @@ def _worker_id(request: web.Request, ident: Identity) -> int:
         assert ident.user.id is not None
         return ident.user.id
     if not raw.isdigit() or not 1 <= int(raw) < 2**31:
-        raise web.HTTPNotFound(text="no such worker")
+        raise PageError(404, f"There is no worker {raw!r}.")
     return int(raw)
 
 
-def _worker_view(s: Session, ident: Identity, worker_id: int, rt: Runtime, weeks: int) -> dict[str, Any]:
+def zone_label(moment: datetime) -> str:
+    """Return a zone's abbreviation and offset at `moment`: "PST, UTC−8" or "UTC+5:30"."""
+    offset = moment.utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds()) // 60
+    sign = "−" if minutes < 0 else "+"
+    hours, mins = divmod(abs(minutes), 60)
+    utc = "UTC" if minutes == 0 else f"UTC{sign}{hours}" + (f":{mins:02d}" if mins else "")
+    abbr = moment.tzname() or ""
+    return utc if not abbr or abbr[0] in "+-" or abbr == "UTC" else f"{abbr}, {utc}"
+
+
+def _not_bookable_reason(slot: Slot, block: OfficeHourBlock | None, now: datetime, today: date) -> str:
+    if slot.start <= now:
+        return "in the past"
+    if block is None:
+        return ""
+    if slot.start < now + timedelta(minutes=block.min_notice_minutes):
+        return f"less than {block.min_notice_minutes} minutes' notice"
+    if (slot.start.astimezone(ZoneInfo(block.timezone)).date() - today).days > block.max_days_ahead:
+        return f"more than {block.max_days_ahead} days ahead"
+    return "overlaps another visit"
+
+
+def _weeks(
+    rows: dict[date, list[SlotRow]], today: date, weeks: int, tz: ZoneInfo
+) -> tuple[list[WeekView], list[str]]:
+    """Lay the rows out Monday to Sunday from this week on; say where the clocks change."""
+    monday = today - timedelta(days=today.weekday())
+    week_views: list[WeekView] = []
+    changes: list[str] = []
+    pending = ""  # a clock change is told again on the first day with office hours after it
+    previous_offset = datetime.combine(today, time(0), tz).utcoffset()
+    for w in range(weeks):
+        first = monday + timedelta(days=7 * w)
+        days = []
+        for i in range(7):
+            d = first + timedelta(days=i)
+            day_rows = sorted(rows.get(d, []), key=lambda r: r.start)
+            end_of_day = datetime.combine(d, time(23, 59), tz)
+            if d >= today and end_of_day.utcoffset() != previous_offset:
+                previous_offset = end_of_day.utcoffset()
+                changes.append(f"Clocks change on {day_label(d)} (to {zone_label(end_of_day)}).")
+                pending = f"Clocks changed on {day_label(d)}: times are now {zone_label(end_of_day)}."
+            note = pending if day_rows and d >= today else ""
+            if note:
+                pending = ""
+            days.append(DayView(d, day_rows, d >= today, note))
+        label = (
+            f"This week, from {day_label(first)}"
+            if w == 0
+            else f"Next week, from {day_label(first)}"
+            if w == 1
+            else f"Week of {day_label(first)}"
+        )
+        week_views.append(WeekView(label, days))
+    return week_views, changes
+
+
+def _worker_view(
+    s: Session, ident: Identity, worker_id: int, rt: Runtime, weeks: int, book: str
+) -> dict[str, Any]:
     actor = ident.actor
     worker = access.require_worker(s, actor, worker_id)
     tz = ZoneInfo(worker.timezone)
-    now = rt.clock()
+    now = rt.clock().astimezone(UTC)
     today = now.astimezone(tz).date()
-    last = today + timedelta(days=7 * weeks - 1)
+    monday = today - timedelta(days=today.weekday())
+    last = monday + timedelta(days=7 * weeks - 1)
     _, slots = service.worker_slots(s, actor, worker_id, today, last, now)
     lo = datetime.combine(today, time(0), tz)
     hi = datetime.combine(last + timedelta(days=1), time(0), tz)
     bookings = service.worker_bookings(s, actor, worker_id, lo, hi)
     cases = {c.id: c for c in s.exec(select(Case).where(Case.worker_id == worker_id, Case.status == "open"))}
-    clients = {
-        c.id: c
-        for c in s.exec(select(Client).where(col(Client.id).in_([c.client_id for c in cases.values()])))
-    }
-    by_start = {b.start_at: b for b in bookings}
-    days: dict[date, list[dict[str, Any]]] = defaultdict(list)
-    for slot in slots:
-        booking = by_start.get(slot.start)
-        days[slot.start.date()].append(_slot_row(slot, booking, cases, clients, tz))
-    for b in bookings:  # bookings whose block was changed still show
-        if not any(row.get("booking_id") == b.id for row in days[b.start_at.astimezone(tz).date()]):
-            days[b.start_at.astimezone(tz).date()].append(_booking_row(b, cases, clients, tz))
-    day_views = [
-        DayView(d, d.strftime("%A %-d %B"), sorted(rows, key=lambda r: r["start"]))
-        for d, rows in sorted(days.items())
-    ]
+    for b in bookings:  # a booked case may have been closed since; still name its client
+        if b.case_id not in cases:
+            case = s.get(Case, b.case_id)
+            if case is not None:
+                cases[case.id] = case
+    client_ids = [c.client_id for c in cases.values()]
+    clients = {c.id: c for c in s.exec(select(Client).where(col(Client.id).in_(client_ids)))}
+    booking_ids = [b.id for b in bookings]
+    visits = s.exec(select(Visit).where(col(Visit.booking_id).in_(booking_ids)))
+    codes = {v.booking_id: v.kiosk_code for v in visits}
     blocks = service.list_blocks(s, actor, worker_id)
+    block_by_id = {b.id: b for b, _ in blocks}
+
+    def booking_row(b: Booking) -> SlotRow:
+        case = cases.get(b.case_id)
+        client = clients.get(case.client_id) if case is not None else None
+        return SlotRow(
+            "booked",
+            b.start_at.astimezone(tz),
+            b.end_at.astimezone(tz),
+            "Booked",
+            booking_id=b.id,
+            case_id=b.case_id,
+            who=client.name if client is not None else f"case {b.case_id}",
+            kiosk_code=codes.get(b.id),
+        )
+
+    by_start = {b.start_at: b for b in bookings}
+    shown: set[int | None] = set()
+    rows: dict[date, list[SlotRow]] = defaultdict(list)
+    for slot in slots:
+        start, end = slot.start.astimezone(tz), slot.end.astimezone(tz)
+        booking = by_start.get(slot.start)
+        if booking is not None:
+            row = booking_row(booking)
+            shown.add(booking.id)
+        elif slot.mode == "walk_in":
+            row = SlotRow("walk_in", start, end, "Walk-in", note="clients queue; no booking needed")
+        elif slot.available:
+            row = SlotRow("free", start, end, "Free")
+        else:
+            reason = _not_bookable_reason(slot, block_by_id.get(slot.block_id), now, today)
+            row = SlotRow("closed", start, end, "Not bookable", note=reason)
+        rows[start.date()].append(row)
+    for b in bookings:  # bookings whose block was changed or withdrawn still show
+        if b.id not in shown:
+            row = booking_row(b)
+            rows[row.start.date()].append(row)
+
+    week_views, changes = _weeks(rows, today, weeks, tz)
+
     can_write = actor.role == "admin" or actor.user_id == worker_id
-    case_options = [
-        {"id": c.id, "label": f"{clients[c.client_id].name} (case {c.id}{': ' + c.title if c.title else ''})"}
-        for c in cases.values()
-        if c.client_id in clients
+    case_options = sorted(
+        (
+            {
+                "id": c.id,
+                "label": f"{clients[c.client_id].name} (case {c.id}{': ' + c.title if c.title else ''})",
+            }
+            for c in cases.values()
+            if c.client_id in clients and c.status == "open"
+        ),
+        key=lambda o: str(o["label"]).lower(),
+    )
+    free_days = [
+        (d, [r for r in d.rows if r.state == "free"])
+        for wk in week_views
+        for d in wk.active_days
+        if d.count("free")
     ]
-    today_rows = [r for d in day_views if d.day == today for r in d.slots if r["kind"] == "booking"]
+    own = ident.user.id == worker_id
+    shown_weeks = weeks
+
+    def link(weeks: int = shown_weeks, book: str = "") -> str:
+        """Return this page's address with other settings (the `weeks` shown, a slot to book)."""
+        params: dict[str, str | int] = {} if own else {"worker_id": worker_id}
+        if weeks != 4:
+            params["weeks"] = weeks
+        if book:
+            params["book"] = book
+        return "/worker" + (f"?{urlencode(params)}" if params else "")
+
+    today_view = week_views[0].days[today.weekday()]
     return {
         "worker": worker,
+        "own": own,
         "tz": worker.timezone,
+        "zone_now": zone_label(now.astimezone(tz)),
+        "clock_changes": changes,
         "today": today,
-        "today_rows": today_rows,
-        "days": day_views,
+        "today_rows": [r for r in today_view.rows if r.state == "booked"],
+        "week_views": week_views,
+        "has_hours": any(wk.active_days for wk in week_views),
+        "free_days": free_days,
+        "book": book,
         "blocks": blocks,
         "can_write": can_write,
         "case_options": case_options,
         "feed_url": f"{rt.settings.base_url}/calendar/{worker.feed_token}.ics" if can_write else None,
         "weekdays": WEEKDAYS,
         "weeks": weeks,
+        "link": link,
+        "action_query": "" if own else f"?worker_id={worker_id}",
     }
 
 
-def _slot_row(
-    slot: Slot, booking: Booking | None, cases: dict[Any, Case], clients: dict[Any, Client], tz: ZoneInfo
-) -> dict[str, Any]:
-    if booking is not None:
-        return _booking_row(booking, cases, clients, tz)
-    start = slot.start.astimezone(tz)
-    return {
-        "kind": "walk_in" if slot.mode == "walk_in" else "slot",
-        "start": start,
-        "time": f"{start:%H:%M}–{slot.end.astimezone(tz):%H:%M}",
-        "iso": start.isoformat(),
-        "available": slot.available,
-    }
-
-
-def _booking_row(
-    b: Booking, cases: dict[Any, Case], clients: dict[Any, Client], tz: ZoneInfo
-) -> dict[str, Any]:
-    start = b.start_at.astimezone(tz)
-    case = cases.get(b.case_id)
-    client = clients.get(case.client_id) if case is not None else None
-    return {
-        "kind": "booking",
-        "start": start,
-        "time": f"{start:%H:%M}–{b.end_at.astimezone(tz):%H:%M}",
-        "iso": start.isoformat(),
-        "booking_id": b.id,
-        "case_id": b.case_id,
-        "who": client.name if client is not None else f"case {b.case_id}",
-    }
-
-
+@_page
 async def worker_page(request: web.Request) -> web.StreamResponse:
+    """GET /worker: office hours, the coming weeks with bookings, and the forms to change them."""
     ident = _require(request)
     rt = request.app[RUNTIME]
     worker_id = _worker_id(request, ident)
     raw_weeks = request.query.get("weeks", "4")
     weeks = int(raw_weeks) if raw_weeks.isdigit() and 1 <= int(raw_weeks) <= 12 else 4
-    try:
-        view = await rt.db.write(_worker_view, ident, worker_id, rt, weeks)
-    except (Forbidden, RecordError) as exc:
-        return render(
-            "error.html",
-            status=exc.status,
-            me=ident.user,
-            csrf=ident.csrf_token,
-            title=exc.title,
-            detail=exc.detail,
-        )
+    book = request.query.get("book", "")[:40]
+    view = await rt.db.write(_worker_view, ident, worker_id, rt, weeks, book)
     return render(
         "worker.html",
         me=ident.user,
         csrf=ident.csrf_token,
-        notice=request.query.get("notice", ""),
-        error=request.query.get("error", ""),
+        notice=request.query.get("notice", "")[:500],
+        error=request.query.get("error", "")[:500],
         **view,
     )
 
@@ -291,8 +523,8 @@ def _parse_int(value: str, what: str, lo: int, hi: int) -> int:
     return int(value)
 
 
-async def _act(request: web.Request, fn: Any) -> web.StreamResponse:
-    """Run a form action: parse, call `fn(ident, form, worker_id)`, redirect back with a message."""
+async def _act(request: web.Request, fn: Action) -> web.StreamResponse:
+    """Run a form action: check the CSRF token, call `fn`, redirect back with a message."""
     ident = _require(request)
     form = await _form(request, ident)
     worker_id = _worker_id(request, ident)
@@ -304,14 +536,15 @@ async def _act(request: web.Request, fn: Any) -> web.StreamResponse:
     raise _back(back, notice=notice)
 
 
-async def _publish(ident: Identity, form: Any, worker_id: int, rt: Runtime) -> str:
+async def _publish(ident: Identity, form: Form, worker_id: int, rt: Runtime) -> str:
+    chosen = form.getall("weekdays", [])
     spec = service.BlockSpec(
-        weekdays=tuple(d for d in WEEKDAYS if d in form.getall("weekdays", [])),
+        weekdays=tuple(d for d in WEEKDAYS if d in chosen),
         start_time=_parse_time(str(form.get("start_time", "")), "start time"),
         end_time=_parse_time(str(form.get("end_time", "")), "end time"),
-        timezone=str(form.get("timezone", "")),
+        timezone=str(form.get("timezone", "")).strip(),
         slot_minutes=_parse_int(str(form.get("slot_minutes", "")), "slot length", 5, 480),
-        buffer_minutes=_parse_int(str(form.get("buffer_minutes", "0") or "0"), "buffer", 0, 240),
+        buffer_minutes=_parse_int(str(form.get("buffer_minutes", "0") or "0"), "gap between slots", 0, 240),
         mode="walk_in" if form.get("mode") == "walk_in" else "booked",
         starts_on=_parse_date(str(form.get("starts_on", "")), "first day"),
         until=_parse_date(str(form["until"]), "last day") if form.get("until") else None,
@@ -321,11 +554,14 @@ async def _publish(ident: Identity, form: Any, worker_id: int, rt: Runtime) -> s
         max_days_ahead=_parse_int(str(form.get("max_days_ahead", "60") or "60"), "booking horizon", 1, 730),
         title=str(form.get("title", ""))[:200],
     )
+    if not spec.weekdays:
+        raise Invalid("choose at least one day of the week")
     block = await rt.db.write(service.create_block, ident.actor, worker_id, spec)
-    return f"Office hours published (block {block.id})."
+    days = ", ".join(WEEKDAY_NAMES[d] for d in spec.weekdays)
+    return f"Office hours published: {days}, {block.start_time:%H:%M}–{block.end_time:%H:%M}."
 
 
-async def _delete_block(ident: Identity, form: Any, worker_id: int, rt: Runtime) -> str:
+async def _delete_block(ident: Identity, form: Form, worker_id: int, rt: Runtime) -> str:
     block_id = _parse_int(str(form.get("block_id", "")), "block", 1, 2**31 - 1)
     cancelled = await rt.db.write(
         service.delete_block,
@@ -338,7 +574,7 @@ async def _delete_block(ident: Identity, form: Any, worker_id: int, rt: Runtime)
     return f"Office hours withdrawn; {len(cancelled)} booking(s) cancelled."
 
 
-async def _cancel_date(ident: Identity, form: Any, worker_id: int, rt: Runtime) -> str:
+async def _cancel_date(ident: Identity, form: Form, worker_id: int, rt: Runtime) -> str:
     block_id = _parse_int(str(form.get("block_id", "")), "block", 1, 2**31 - 1)
     day = _parse_date(str(form.get("date", "")), "date")
     _, hit = await rt.db.write(
@@ -350,30 +586,53 @@ async def _cancel_date(ident: Identity, form: Any, worker_id: int, rt: Runtime) 
         str(form.get("reason", ""))[:500],
         rt.clock(),
     )
-    return f"{day:%A %-d %B} cancelled; {len(hit)} booking(s) cancelled."
+    return f"{day_label(day)} cancelled; {len(hit)} booking(s) cancelled."
 
 
-async def _book(ident: Identity, form: Any, worker_id: int, rt: Runtime) -> str:
-    case_id = _parse_int(str(form.get("case_id", "")), "case", 1, 2**31 - 1)
+def _client_name(s: Session, case_id: int) -> str:
+    case = s.get(Case, case_id)
+    client = s.get(Client, case.client_id) if case is not None else None
+    return client.name if client is not None else f"case {case_id}"
+
+
+async def _book(ident: Identity, form: Form, worker_id: int, rt: Runtime) -> str:
+    raw_case = str(form.get("case_id", ""))
+    if not raw_case:
+        raise Invalid("choose the client to book for")
+    case_id = _parse_int(raw_case, "case", 1, 2**31 - 1)
     try:
         start = datetime.fromisoformat(str(form.get("start", "")))
     except ValueError as exc:
-        raise Invalid("that is not a slot time") from exc
-    booking, visit = await rt.db.write(
-        service.book, ident.actor, worker_id, case_id, start, rt.clock(), rt.join_policy
-    )
-    return (
-        f"Booked {booking.start_at.astimezone(start.tzinfo):%A %-d %B %H:%M}. Kiosk code {visit.kiosk_code}."
-    )
+        raise Invalid("choose a free time") from exc
+    now = rt.clock()
+
+    def run(s: Session) -> tuple[Booking, str]:
+        booking, _ = service.book(s, ident.actor, worker_id, case_id, start, now, rt.join_policy)
+        return booking, _client_name(s, case_id)
+
+    booking, who = await rt.db.write(run)
+    at = booking.start_at.astimezone(start.tzinfo)
+    # The kiosk code stays out of this message: it would end up in the URL and the history.
+    return f"Booked {who} for {day_label(at.date())}, {at:%H:%M}."
 
 
-async def _cancel_booking(ident: Identity, form: Any, worker_id: int, rt: Runtime) -> str:
+async def _cancel_booking(ident: Identity, form: Form, worker_id: int, rt: Runtime) -> str:
     booking_id = _parse_int(str(form.get("booking_id", "")), "booking", 1, 2**31 - 1)
-    await rt.db.write(service.cancel, ident.actor, booking_id, str(form.get("reason", ""))[:500], rt.clock())
-    return "Booking cancelled; the slot is free again."
+    reason = str(form.get("reason", ""))[:500]
+    now = rt.clock()
+
+    def run(s: Session) -> tuple[datetime, str]:
+        booking, _ = service.cancel(s, ident.actor, booking_id, reason, now)
+        worker = s.get(User, booking.worker_id)
+        tz = ZoneInfo(worker.timezone if worker is not None else "UTC")
+        return booking.start_at.astimezone(tz), _client_name(s, booking.case_id)
+
+    at, who = await rt.db.write(run)
+    return f"Cancelled {who}'s visit on {day_label(at.date())}, {at:%H:%M}. The slot is free again."
 
 
-def _action(fn: Any) -> Any:
+def _action(fn: Action) -> Handler:
+    @_page
     async def handler(request: web.Request) -> web.StreamResponse:
         return await _act(request, fn)
 
@@ -407,20 +666,12 @@ def _team_view(s: Session, ident: Identity, rt: Runtime) -> dict[str, Any]:
     return {"team": team}
 
 
+@_page
 async def supervisor_page(request: web.Request) -> web.StreamResponse:
+    """GET /supervisor: the team (or, for an admin, every worker)."""
     ident = _require(request)
     rt = request.app[RUNTIME]
-    try:
-        view = await rt.db.read(_team_view, ident, rt)
-    except RecordError as exc:
-        return render(
-            "error.html",
-            status=exc.status,
-            me=ident.user,
-            csrf=ident.csrf_token,
-            title=exc.title,
-            detail=exc.detail,
-        )
+    view = await rt.db.read(_team_view, ident, rt)
     return render("supervisor.html", me=ident.user, csrf=ident.csrf_token, **view)
 
 
