@@ -155,6 +155,43 @@ class Visit(SQLModel, table=True):
     join_expires_at: datetime = Field(sa_column=_ts())
     kiosk_code: str | None = Field(default=None, sa_column=Column(String(12), unique=True, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    started_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    ended_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    ended_by: int | None = Field(default=None, foreign_key="users.id")
+    end_reason: str | None = Field(default=None, max_length=200)
+    recording: bool | None = None  # the client's consent; None until they answer
+
+
+class VisitParticipant(SQLModel, table=True):
+    """Someone in a visit: the worker, or a client who came by link or kiosk."""
+
+    __tablename__ = "visit_participants"
+
+    id: int | None = Field(default=None, primary_key=True)
+    visit_id: int = Field(foreign_key="visits.id", index=True)
+    kind: str = Field(max_length=10)  # "worker" or "client"
+    user_id: int | None = Field(default=None, foreign_key="users.id")
+    name: str = Field(max_length=200)
+    via: str = Field(max_length=10)  # "staff", "link" or "kiosk"
+    device: str = Field(default="unknown", max_length=20)
+    token_hash: str | None = Field(default=None, sa_column=Column(String(64), unique=True, nullable=True))
+    consent: bool | None = None
+    state: str = Field(default="waiting", max_length=12)  # waiting, admitted, left
+    joined_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    admitted_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    left_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class VisitMessage(SQLModel, table=True):
+    """A text message a waiting client leaves for the worker."""
+
+    __tablename__ = "visit_messages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    visit_id: int = Field(foreign_key="visits.id", index=True)
+    participant_id: int = Field(foreign_key="visit_participants.id")
+    text: str = Field(max_length=1000)
+    at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
 class AuditEvent(SQLModel, table=True):

@@ -164,6 +164,8 @@ async def login(
     resp = await client.post("/api/session", json={"email": email, "password": password})
     assert resp.status == 200, await resp.text()
     body = await resp.json()
+    # The test client shares one cookie jar; tests act through explicit bearer headers.
+    client.session.cookie_jar.clear()
     return {"Authorization": f"Bearer {body['token']}"}
 
 

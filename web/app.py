@@ -20,6 +20,7 @@ from web.routing import json_response
 from web.runtime import RUNTIME, Metrics, Runtime
 from web.schemas import HealthOut
 from web.settings import Settings
+from web.visits import install_visits
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
@@ -42,6 +43,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     install_pages(app)
+    install_visits(app)
     return app
 
 

@@ -6,7 +6,7 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +20,8 @@ from web.runtime import IDENTITY, RUNTIME, Identity, Runtime
 
 MAX_ID = 2**31 - 1
 _PARAM = re.compile(r"\{(\w+)\}")
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+_ID = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() also takes "²" and "٣"
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Call:
     path: dict[str, int]
     body: Any = None
     query: Any = None
+    tokens: dict[str, str] = field(default_factory=dict)
 
     @property
     def actor(self) -> Actor:
@@ -83,9 +86,8 @@ def _validation_problem(exc: ValidationError, where: str) -> ProblemError:
         for e in exc.errors(include_url=False, include_input=False)
     ]
     first = errors[0] if errors else {"loc": where, "msg": "invalid"}
-    return ProblemError(
-        422, "Unprocessable request", f"{where}: {first['loc']}: {first['msg']}", errors=errors
-    )
+    at = "" if first["loc"] == where else f"{first['loc']}: "  # not "body: body: ..." for the whole body
+    return ProblemError(422, "Unprocessable request", f"{where}: {at}{first['msg']}", errors=errors)
 
 
 class Api:
@@ -139,12 +141,18 @@ class Api:
             if identity.actor.role not in route.roles:
                 raise Forbidden(f"this needs the role {' or '.join(route.roles)}")
         path: dict[str, int] = {}
+        tokens: dict[str, str] = {}
         for name in _PARAM.findall(route.path):
             raw = request.match_info.get(name, "")
-            if not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
+            if name.endswith("_token"):  # a secret string in the path (a join link)
+                if not _TOKEN.fullmatch(raw):
+                    raise ProblemError(404, "Not found", f"{name} is not a valid link")
+                tokens[name] = raw
+                continue
+            if not _ID.fullmatch(raw) or not 1 <= int(raw) <= MAX_ID:
                 raise ProblemError(404, "Not found", f"{name} must be a positive whole number, not {raw!r}")
             path[name] = int(raw)
-        call = Call(request, rt, identity, path)
+        call = Call(request, rt, identity, path, tokens=tokens)
         if route.query is not None:
             try:
                 call.query = route.query.model_validate(dict(request.query))
@@ -201,7 +209,7 @@ async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     raw = await request.read()  # aiohttp answers 413 past client_max_size
     try:
         json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise ProblemError(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from exc
     try:
         return model.model_validate_json(raw, strict=True)
@@ -236,7 +244,9 @@ def _operation(r: Route) -> dict[str, Any]:
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            "schema": {"type": "string", "pattern": _TOKEN.pattern}
+            if name.endswith("_token")
+            else {"type": "integer", "minimum": 1, "maximum": MAX_ID},
         }
         for name in _PARAM.findall(r.path)
     ]

@@ -25,6 +25,9 @@ class Settings:
     join_early_minutes: int = 15
     join_grace_minutes: int = 30
     db_threads: int = 8
+    ice_servers: str = "[]"
+    visit_grace_seconds: float = 20.0
+    visit_empty_seconds: float = 300.0
     log_format: str = "json"
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -82,6 +85,8 @@ def _coerce(name: str, kind: Any, raw: Any) -> Any:
     try:
         if kind == "int":
             return int(raw)
+        if kind == "float":
+            return float(raw)
         if kind == "bool":
             return raw if isinstance(raw, bool) else str(raw).strip().lower() in _TRUE
         if kind == "Path":

@@ -1,0 +1,186 @@
+"""A whole visit in two headless Chromium contexts: link, check, consent, wait, admit, call, end.
+
+The browsers use a fake camera and an espeak-ng WAV as their microphone; the test checks that
+the peer connections reached `connected` and that the server's WAV for the client holds speech.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import math
+import shutil
+import socket
+import subprocess
+import wave
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from caserecord.audit import Actor
+from caserecord.cases import create_case
+from caserecord.db import Database
+from scheduler import service
+from tests.conftest import PASSWORD, Clock, add_user
+from web.app import create_app
+from web.settings import Settings
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
+SPEECH = "Hello, this is Maria. I am calling about my rent and the food benefits renewal for next month."
+
+
+def speech_wav(folder: Path) -> Path:
+    """Make a 48 kHz mono WAV of espeak-ng speech led by two seconds of silence."""
+    raw = folder / "speech-raw.wav"
+    out = folder / "speech.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), SPEECH], check=True)
+    subprocess.run(
+        ["sox", str(raw), "-r", "48000", "-c", "1", "-b", "16", str(out), "pad", "2", "1"], check=True
+    )
+    return out
+
+
+def rms(samples: array.array[int]) -> float:
+    return math.sqrt(sum(s * s for s in samples) / max(1, len(samples)))
+
+
+@pytest.fixture
+async def served(
+    sqlite_db: Database, clock: Clock, tmp_path: Path
+) -> AsyncIterator[tuple[str, int, str, Path]]:
+    """The real app on a free port, a worker with office hours and a booked visit about to start."""
+    worker = add_user(sqlite_db, "wren@agency.test", "worker", tz="America/Los_Angeles")
+    assert worker.id is not None
+    actor = Actor(worker.id, "worker")
+    now = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)  # Monday 09:00 in Los Angeles
+    clock.now = now
+    with sqlite_db.session(write=True) as s:
+        case, _ = create_case(s, actor, worker_id=worker.id, client_name="Maria Lopez")
+        assert case.id is not None
+        service.create_block(
+            s,
+            actor,
+            worker.id,
+            service.BlockSpec(
+                weekdays=("MO",),
+                start_time=datetime(2026, 1, 1, 9, 30).time(),
+                end_time=datetime(2026, 1, 1, 11).time(),
+                timezone="America/Los_Angeles",
+                slot_minutes=30,
+                mode="booked",
+                starts_on=now.date(),
+            ),
+        )
+        _, slots = service.worker_slots(s, actor, worker.id, now.date(), now.date(), now)
+        booking, visit = service.book(s, actor, worker.id, case.id, slots[0].start, now)
+        assert visit.id is not None
+    clock.now = booking.start_at - timedelta(minutes=5)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    settings = Settings(host="127.0.0.1", port=port, data_dir=tmp_path / "var", visit_grace_seconds=5)
+    runner = web.AppRunner(create_app(settings, clock=clock, database=sqlite_db, run_migrations=False))
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    yield f"http://127.0.0.1:{port}", visit.id, visit.join_token, tmp_path / "var"
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
+    wav = speech_wav(tmp_path)
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(
+            executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}%noloop"],
+        )
+        yield chromium
+        await chromium.close()
+
+
+async def _worker_page(browser: Browser, base: str, visit_id: int) -> Page:
+    ctx = await browser.new_context(
+        viewport={"width": 1100, "height": 800}, permissions=["camera", "microphone"], bypass_csp=True
+    )
+    ctx.set_default_timeout(15_000)
+    page = await ctx.new_page()
+    await page.goto(f"{base}/")
+    await page.get_by_label("E-mail").fill("wren@agency.test")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/worker**")
+    await page.goto(f"{base}/visit/{visit_id}")
+    return page
+
+
+async def test_a_visit_from_link_to_end(served: tuple[str, int, str, Path], browser: Browser) -> None:
+    base, visit_id, join_token, data_dir = served
+    worker = await _worker_page(browser, base, visit_id)
+    await expect(worker.get_by_text("Nobody is waiting.")).to_be_visible()
+
+    phone = await browser.new_context(
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        permissions=["camera", "microphone"],
+        bypass_csp=True,  # lets the test read window.lastmile; the page itself runs under the CSP
+    )
+    phone.set_default_timeout(15_000)
+    client = await phone.new_page()
+    await client.goto(f"{base}/j/{join_token}")
+    await expect(client.get_by_text("Camera: working")).to_be_visible()
+    await expect(client.locator("#check-net")).to_contain_text("good")
+    consent = client.get_by_label("I agree that this visit will be recorded and transcribed", exact=False)
+    await consent.check()
+    await client.get_by_role("button", name="Join visit").click()
+    await expect(client.locator("#waiting-status")).to_contain_text("has been told you are here")
+
+    # The worker is alerted and admits.
+    await expect(worker.get_by_role("alert")).to_contain_text("Maria Lopez is waiting")
+    await worker.get_by_role("button", name="Admit Maria Lopez").click()
+    await client.wait_for_function("window.lastmile.pcState === 'connected'", timeout=20_000)
+    await worker.wait_for_function(
+        "[...window.lastmile.peers.values()].some(pc => pc.connectionState === 'connected')"
+    )
+    await client.wait_for_function(
+        "window.lastmile.uplink() && window.lastmile.uplink().connectionState === 'connected'"
+    )
+    await expect(worker.locator("#call-status")).to_contain_text("Connected")
+    # Let the client's speech reach the server.
+    await client.wait_for_timeout(7_000)
+    worker.once("dialog", lambda dialog: dialog.accept())
+    await worker.get_by_role("button", name="End visit").click()
+    await expect(client.get_by_text("The visit has ended")).to_be_visible()
+    await expect(worker.locator("#visit-status")).to_have_text("ended")
+
+    # The server holds the client's speech: 16 kHz mono, seconds long, loud where she speaks.
+    folder = data_dir / "audio" / str(visit_id)
+    sidecars = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    speakers = sorted(str(side["speaker"]).split(":")[0] for side in sidecars)
+    assert speakers == ["client", "worker"], sidecars  # one clean track per speaker
+    (client_part,) = [side for side in sidecars if str(side["speaker"]).startswith("client:")]
+    wav_path = folder / f"{client_part['participant_id']}-{client_part['part']}.wav"
+    with wave.open(str(wav_path)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
+        samples = array.array("h", w.readframes(w.getnframes()))
+    seconds = len(samples) / 16000
+    assert seconds > 5, f"only {seconds:.1f} s of the client's audio"
+    windows = [rms(samples[i : i + 8000]) for i in range(0, len(samples) - 8000, 8000)]
+    # The fake microphone plays two seconds of silence, then the sentence: both must show.
+    assert max(windows) > 20 * max(1.0, min(windows)), windows
+    assert sum(w > 500 for w in windows) >= 4, windows  # at least two seconds of speech

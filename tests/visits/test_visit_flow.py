@@ -1,0 +1,229 @@
+"""The visit lifecycle over the real server: join link, kiosk, waiting room socket, admit, end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import ClientWebSocketResponse, WSMsgType
+
+from caserecord import audit
+from tests.conftest import AppMaker, Clock, Staff, login
+from tests.helpers import Client, ok, open_case, problem, publish
+from web.runtime import RUNTIME
+
+Role = Callable[[str], Awaitable[dict[str, str]]]
+SLOT = "2026-03-03T09:00:00-08:00"
+
+
+async def _booked(client: Client, staff: Staff, worker: dict[str, str]) -> dict[str, Any]:
+    assert staff.worker.id is not None
+    await publish(client, worker, staff.worker.id)
+    case_id = await open_case(client, worker, staff.worker.id, "Maria Lopez")
+    body = {"worker_id": staff.worker.id, "case_id": case_id, "start": SLOT}
+    booking: dict[str, Any] = await ok(await client.post("/api/bookings", json=body, headers=worker), 201)
+    return booking
+
+
+async def _next(ws: ClientWebSocketResponse, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+    """Read messages until one of type `kind` arrives."""
+    while True:
+        msg = await ws.receive(timeout=timeout)
+        assert msg.type == WSMsgType.TEXT, msg
+        data: dict[str, Any] = json.loads(msg.data)
+        if data["type"] == kind:
+            return data
+
+
+async def _state_where(ws: ClientWebSocketResponse, pred: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    while True:
+        state = await _next(ws, "state")
+        if pred(state):
+            return state
+
+
+async def test_join_page_opens_shortly_before_and_closes_after(client: Client, staff: Staff, as_role: Role, clock: Clock) -> None:
+    w = await as_role("worker")
+    booking = await _booked(client, staff, w)
+    path = "/j/" + booking["client_join_url"].rsplit("/", 1)[1]
+    early = await client.get(path)
+    assert early.status == 200 and "has not opened yet" in await early.text()
+    clock.now = clock.now.replace(day=3, hour=16, minute=50)  # 08:50 local, 10 minutes before
+    page = await client.get(path)
+    html = await page.text()
+    assert page.status == 200 and "recorded and transcribed" in html and "Join visit" in html
+    clock.now = clock.now.replace(hour=18, minute=1)  # 10:01 local: past the end plus 30 minutes
+    late = await client.get(path)
+    assert late.status == 410 and "expired" in await late.text()
+    bogus = await client.get("/j/not-a-real-token-at-all-xxxxxxxx")
+    assert bogus.status == 404 and "does not work" in await bogus.text()
+
+
+async def test_waiting_room_admit_message_and_end(make_client: AppMaker, staff: Staff, clock: Clock) -> None:
+    clock.now = clock.now.replace(day=3, hour=16, minute=55)  # 08:55 local, five minutes before
+    client = await make_client(visit_grace_seconds=0.3, visit_empty_seconds=60)
+    w = await login(client, staff.worker.email)
+    booking = await _booked(client, staff, w)
+    token = booking["client_join_url"].rsplit("/", 1)[1]
+    visit_id = booking["visit_id"]
+
+    worker_ws = await client.ws_connect(f"/ws/visits/{visit_id}", headers=w)
+    welcome = await _next(worker_ws, "welcome")
+    assert welcome["kind"] == "worker"
+    joined = await ok(await client.post(f"/api/join/{token}", json={"consent": True, "device": "phone"}))
+    pid = joined["participant_id"]
+    # The worker hears of the waiting client at once, with device and consent.
+    state = await _state_where(worker_ws, lambda s: any(p["kind"] == "client" for p in s["participants"]))
+    (waiting,) = [p for p in state["participants"] if p["kind"] == "client"]
+    assert waiting["state"] == "waiting" and waiting["device"] == "phone" and waiting["consent"] is True
+    assert state["visit"]["status"] == "waiting"
+
+    client_ws = await client.ws_connect(f"/ws/visits/{visit_id}")
+    await client_ws.send_json({"type": "hello", "token": joined["participant_token"]})
+    assert (await _next(client_ws, "welcome"))["participant_id"] == pid
+    told = await _state_where(client_ws, lambda s: True)
+    assert told["worker_present"] is True and told["admitted"] is False
+    await client_ws.send_json({"type": "message", "text": "I may be two minutes late to the camera"})
+    state = await _state_where(worker_ws, lambda s: bool(s["messages"]))
+    assert state["messages"][0]["text"] == "I may be two minutes late to the camera"
+
+    # A client cannot signal before being admitted.
+    await client_ws.send_json({"type": "signal", "to": welcome["participant_id"], "data": {"sdp": {}}})
+    assert "admits you" in (await _next(client_ws, "error"))["detail"]
+
+    detail = await ok(await client.post(f"/api/visits/{visit_id}/admit", json={"participant_id": pid}, headers=w))
+    assert detail["status"] == "in_progress" and detail["started_at"]
+    await _next(client_ws, "admitted")
+    await client_ws.send_json({"type": "ready"})
+    assert (await _next(worker_ws, "ready"))["from"] == pid
+    # Signalling flows both ways once admitted.
+    await worker_ws.send_json({"type": "signal", "to": pid, "data": {"sdp": {"type": "offer", "sdp": "v=0"}}})
+    relayed = await _next(client_ws, "signal")
+    assert relayed["from"] == welcome["participant_id"] and relayed["data"]["sdp"]["type"] == "offer"
+
+    ended = await ok(await client.post(f"/api/visits/{visit_id}/end", json={}, headers=w))
+    assert ended["status"] == "ended" and ended["end_reason"] == "ended by the worker"
+    assert (await _next(client_ws, "ended"))["reason"] == "ended by the worker"
+    await _next(worker_ws, "ended")
+    # The link is dead now, and the visit cannot be ended twice.
+    page = await client.get(f"/j/{token}")
+    assert page.status == 410 and "has ended" in await page.text()
+    await problem(await client.post(f"/api/visits/{visit_id}/end", json={}, headers=w), 409)
+    with client.app[RUNTIME].db.session() as s:
+        actions = [e.action for e in audit.events(s, case_id=booking["case_id"])]
+    for action in ("visit.check_in", "visit.message", "visit.admit", "visit.end"):
+        assert action in actions
+
+
+async def test_rejoin_with_the_participant_token_needs_no_new_check_in(
+    make_client: AppMaker, staff: Staff, clock: Clock
+) -> None:
+    clock.now = clock.now.replace(day=3, hour=16, minute=55)
+    client = await make_client(visit_grace_seconds=5)
+    w = await login(client, staff.worker.email)
+    booking = await _booked(client, staff, w)
+    token = booking["client_join_url"].rsplit("/", 1)[1]
+    first = await ok(await client.post(f"/api/join/{token}", json={"consent": False}))
+    again = await ok(
+        await client.post(
+            f"/api/join/{token}", json={"consent": False, "participant_token": first["participant_token"]}
+        )
+    )
+    assert again["participant_id"] == first["participant_id"] and again["recording"] is False
+    detail = await ok(await client.get(f"/api/visits/{booking['visit_id']}", headers=w))
+    assert len([p for p in detail["participants"] if p["kind"] == "client"]) == 1
+    assert detail["recording"] is False
+
+
+async def test_dropped_socket_is_reconnecting_then_left(make_client: AppMaker, staff: Staff, clock: Clock) -> None:
+    clock.now = clock.now.replace(day=3, hour=16, minute=55)
+    client = await make_client(visit_grace_seconds=2)
+    w = await login(client, staff.worker.email)
+    booking = await _booked(client, staff, w)
+    token = booking["client_join_url"].rsplit("/", 1)[1]
+    joined = await ok(await client.post(f"/api/join/{token}", json={"consent": True}))
+    worker_ws = await client.ws_connect(f"/ws/visits/{booking['visit_id']}", headers=w)
+    client_ws = await client.ws_connect(f"/ws/visits/{booking['visit_id']}")
+    await client_ws.send_json({"type": "hello", "token": joined["participant_token"]})
+    await _next(client_ws, "welcome")
+    await client_ws.close()
+
+    def presence(s: dict[str, Any]) -> str:
+        return str(next(p["presence"] for p in s["participants"] if p["kind"] == "client"))
+
+    await _state_where(worker_ws, lambda s: presence(s) == "reconnecting")
+    await _state_where(worker_ws, lambda s: presence(s) == "left")
+
+
+async def test_bad_socket_messages_close_with_a_reason_and_harm_nothing(
+    make_client: AppMaker, staff: Staff, clock: Clock
+) -> None:
+    clock.now = clock.now.replace(day=3, hour=16, minute=55)
+    client = await make_client()
+    w = await login(client, staff.worker.email)
+    booking = await _booked(client, staff, w)
+    visit_id = booking["visit_id"]
+    # No hello: refused with a reason.
+    ws = await client.ws_connect(f"/ws/visits/{visit_id}")
+    await ws.send_str("not json")
+    assert "hello" in (await _next(ws, "error"))["detail"]
+    msg = await ws.receive()
+    assert msg.type == WSMsgType.CLOSE and ws.close_code == 4403
+    # A wrong token: refused.
+    ws = await client.ws_connect(f"/ws/visits/{visit_id}")
+    await ws.send_json({"type": "hello", "token": "x" * 40})
+    assert "not a participant" in (await _next(ws, "error"))["detail"]
+    # Wrong shapes from the worker: closed with 4400 and a reason.
+    for bad in ('{"type": "signal", "to": "me"}', "[1, 2]", '{"type": "dance"}', "{"):
+        ws = await client.ws_connect(f"/ws/visits/{visit_id}", headers=w)
+        await _next(ws, "welcome")
+        await ws.send_str(bad)
+        err = await _next(ws, "error")
+        assert err["detail"]
+        msg = await ws.receive()
+        assert msg.type == WSMsgType.CLOSE and ws.close_code == 4400, bad
+    # An oversized message closes the socket too.
+    ws = await client.ws_connect(f"/ws/visits/{visit_id}", headers=w)
+    await _next(ws, "welcome")
+    await ws.send_str(json.dumps({"type": "message", "text": "x" * 100_000}))
+    while (msg := await ws.receive()).type == WSMsgType.TEXT:
+        pass
+    assert msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR)
+    # The visit is unharmed.
+    detail = await ok(await client.get(f"/api/visits/{visit_id}", headers=w))
+    assert detail["status"] == "scheduled"
+
+
+async def test_kiosk_code_and_its_throttle(client: Client, staff: Staff, as_role: Role, clock: Clock) -> None:
+    clock.now = clock.now.replace(day=3, hour=16, minute=55)
+    w = await as_role("worker")
+    booking = await _booked(client, staff, w)
+    page = await client.get("/kiosk")
+    assert page.status == 200 and "6-digit code" in await page.text()
+    found = await ok(await client.post("/api/kiosk/check-in", json={"code": booking["kiosk_code"]}))
+    assert found["join_token"] == booking["client_join_url"].rsplit("/", 1)[1] and found["state"] == "open"
+    await problem(await client.post("/api/kiosk/check-in", json={"code": "12ab"}), 422)
+    statuses = []
+    for i in range(12):
+        resp = await client.post("/api/kiosk/check-in", json={"code": f"{(int(booking['kiosk_code']) + i + 1) % 10**6:06d}"})
+        statuses.append(resp.status)
+        await resp.read()
+    assert 429 in statuses and statuses.index(429) <= 9  # a flood from one kiosk is slowed down
+    await asyncio.sleep(0)
+
+
+async def test_only_the_caseload_sees_a_visit(client: Client, staff: Staff, as_role: Role) -> None:
+    w = await as_role("worker")
+    booking = await _booked(client, staff, w)
+    visit_id = booking["visit_id"]
+    await ok(await client.get(f"/api/visits/{visit_id}", headers=await as_role("supervisor")))
+    await problem(await client.get(f"/api/visits/{visit_id}", headers=await as_role("other_worker")), 403)
+    await problem(
+        await client.post(f"/api/visits/{visit_id}/end", json={}, headers=await as_role("supervisor")), 403
+    )
+    ws = await client.ws_connect(f"/ws/visits/{visit_id}", headers=await as_role("other_worker"))
+    assert "caseload" in (await _next(ws, "error"))["detail"]
+    page = await client.get(f"/visit/{visit_id}", headers=await as_role("other_worker"))
+    assert page.status == 403

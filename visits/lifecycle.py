@@ -1,0 +1,376 @@
+"""The visit lifecycle in the case record: join, check in, wait, admit, talk, end.
+
+Statuses: scheduled -> waiting (a client checked in) -> in_progress (admitted) -> ended;
+cancelled when the booking is. Every change is an audit event. Functions take an open
+session; the caller runs them off the event loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlmodel import Session, col, select
+
+from caserecord import audit
+from caserecord.access import require_case, require_worker_write
+from caserecord.audit import Actor
+from caserecord.errors import Conflict, Forbidden, Invalid, NotFound
+from caserecord.models import Booking, Case, Client, User, Visit, VisitMessage, VisitParticipant
+
+JoinState = Literal["open", "early", "expired", "cancelled", "ended"]
+DEVICES = ("phone", "tablet", "computer", "kiosk", "unknown")
+LIVE = ("scheduled", "waiting", "in_progress")
+
+
+def token_digest(token: str) -> str:
+    """Return the hash under which a participant token is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class JoinInfo:
+    """What a client's join page needs to know, and nothing about the case."""
+
+    visit_id: int
+    state: JoinState
+    status: str
+    worker_name: str
+    worker_timezone: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    opens_at: datetime
+    expires_at: datetime
+    client_first_name: str
+
+
+def _join_state(visit: Visit, now: datetime) -> JoinState:
+    if visit.status == "cancelled":
+        return "cancelled"
+    if visit.status in ("ended", "no_show"):
+        return "ended"
+    if now < visit.join_opens_at:
+        return "early"
+    if now > visit.join_expires_at:
+        return "expired"
+    return "open"
+
+
+def join_info(s: Session, token: str, now: datetime) -> JoinInfo:
+    """Return the join page's facts for a client's secret link, or raise NotFound."""
+    visit = s.exec(select(Visit).where(Visit.join_token == token)).first() if 20 <= len(token) <= 64 else None
+    if visit is None or visit.id is None:
+        raise NotFound("this visit link is not valid")
+    return _info(s, visit, now)
+
+
+def _info(s: Session, visit: Visit, now: datetime) -> JoinInfo:
+    assert visit.id is not None
+    worker = s.get(User, visit.worker_id)
+    booking = s.get(Booking, visit.booking_id) if visit.booking_id is not None else None
+    case = s.get(Case, visit.case_id)
+    client = s.get(Client, case.client_id) if case is not None else None
+    assert worker is not None
+    return JoinInfo(
+        visit_id=visit.id,
+        state=_join_state(visit, now),
+        status=visit.status,
+        worker_name=worker.name,
+        worker_timezone=worker.timezone,
+        starts_at=booking.start_at if booking is not None else None,
+        ends_at=booking.end_at if booking is not None else None,
+        opens_at=visit.join_opens_at,
+        expires_at=visit.join_expires_at,
+        client_first_name=(client.name.split()[0] if client is not None and client.name else ""),
+    )
+
+
+def kiosk_lookup(s: Session, code: str, now: datetime) -> tuple[str, JoinInfo]:
+    """Return the join token and facts for a kiosk code, or raise NotFound."""
+    if not (code.isdigit() and len(code) == 6):
+        raise Invalid("a kiosk code is six digits")
+    visit = s.exec(select(Visit).where(Visit.kiosk_code == code)).first()
+    if visit is None:
+        raise NotFound("no visit has that code; check the number on your invitation")
+    audit.record(s, Actor(None, "kiosk"), "visit.kiosk_lookup", "visit", visit.id, case_id=visit.case_id)
+    return visit.join_token, _info(s, visit, now)
+
+
+def check_in(
+    s: Session,
+    join_token: str,
+    *,
+    via: str,
+    device: str,
+    consent: bool,
+    now: datetime,
+    ip: str | None,
+    participant_token: str | None = None,
+) -> tuple[VisitParticipant, str, Visit]:
+    """Check a client in to the waiting room; a known participant token rejoins instead.
+
+    Returns the participant, its secret token (new or the same) and the visit.
+    """
+    info = join_info(s, join_token, now)
+    if info.state != "open":
+        raise Conflict(f"this visit is {info.state}; it cannot be joined now")
+    visit = s.get(Visit, info.visit_id)
+    assert visit is not None and visit.id is not None
+    if device not in DEVICES:
+        device = "unknown"
+    if participant_token:
+        existing = s.exec(
+            select(VisitParticipant).where(VisitParticipant.token_hash == token_digest(participant_token))
+        ).first()
+        if existing is not None and existing.visit_id == visit.id and existing.state != "left":
+            audit.record(
+                s,
+                Actor(None, "client", ip),
+                "visit.rejoin",
+                "visit",
+                visit.id,
+                case_id=visit.case_id,
+                participant_id=existing.id,
+            )
+            return existing, participant_token, visit
+    case = s.get(Case, visit.case_id)
+    client = s.get(Client, case.client_id) if case is not None else None
+    token = secrets.token_urlsafe(32)
+    part = VisitParticipant(
+        visit_id=visit.id,
+        kind="client",
+        name=client.name if client is not None else "Client",
+        via="kiosk" if via == "kiosk" else "link",
+        device=device,
+        token_hash=token_digest(token),
+        consent=consent,
+        state="waiting",
+        joined_at=now,
+    )
+    s.add(part)
+    visit.recording = consent if visit.recording is None else (visit.recording and consent)
+    if visit.status == "scheduled":
+        visit.status = "waiting"
+    s.add(visit)
+    s.flush()
+    audit.record(
+        s,
+        Actor(None, "client", ip),
+        "visit.check_in",
+        "visit",
+        visit.id,
+        case_id=visit.case_id,
+        participant_id=part.id,
+        consent=consent,
+        via=part.via,
+        device=device,
+    )
+    return part, token, visit
+
+
+def participant_by_token(s: Session, visit_id: int, token: str) -> VisitParticipant:
+    """Return the client participant behind `token` in `visit_id`, or raise Forbidden."""
+    part = s.exec(select(VisitParticipant).where(VisitParticipant.token_hash == token_digest(token))).first()
+    if part is None or part.visit_id != visit_id or part.state == "left":
+        raise Forbidden("you are not a participant of this visit")
+    return part
+
+
+def staff_participant(
+    s: Session, actor: Actor, visit_id: int, now: datetime
+) -> tuple[VisitParticipant, Visit]:
+    """Return (creating it once) the worker's participant row; supervisors and admins may watch."""
+    visit = s.get(Visit, visit_id)
+    if visit is None:
+        raise NotFound(f"no visit {visit_id}")
+    require_case(s, actor, visit.case_id)
+    user = s.get(User, actor.user_id) if actor.user_id is not None else None
+    assert user is not None and user.id is not None
+    part = s.exec(
+        select(VisitParticipant).where(
+            VisitParticipant.visit_id == visit_id, VisitParticipant.user_id == user.id
+        )
+    ).first()
+    if part is None:
+        part = VisitParticipant(
+            visit_id=visit_id,
+            kind="worker",
+            user_id=user.id,
+            name=user.name,
+            via="staff",
+            device="computer",
+            consent=True,
+            state="admitted",
+            joined_at=now,
+            admitted_at=now,
+        )
+        s.add(part)
+        s.flush()
+    elif part.state == "left":
+        part.state = "admitted"
+        part.left_at = None
+        s.add(part)
+    audit.record(s, actor, "visit.open", "visit", visit_id, case_id=visit.case_id)
+    return part, visit
+
+
+def _writable_visit(s: Session, actor: Actor, visit_id: int) -> Visit:
+    visit = s.get(Visit, visit_id)
+    if visit is None:
+        raise NotFound(f"no visit {visit_id}")
+    require_case(s, actor, visit.case_id)
+    require_worker_write(s, actor, visit.worker_id)
+    return visit
+
+
+def admit(
+    s: Session, actor: Actor, visit_id: int, participant_id: int, now: datetime
+) -> tuple[Visit, VisitParticipant]:
+    """Admit a waiting client; the visit is then in progress."""
+    visit = _writable_visit(s, actor, visit_id)
+    if visit.status not in ("waiting", "in_progress"):
+        raise Conflict(f"visit {visit_id} is {visit.status}")
+    part = s.get(VisitParticipant, participant_id)
+    if part is None or part.visit_id != visit_id or part.kind != "client":
+        raise NotFound(f"no waiting client {participant_id} in visit {visit_id}")
+    if part.state != "waiting":
+        raise Conflict(f"participant {participant_id} is {part.state}")
+    part.state = "admitted"
+    part.admitted_at = now
+    s.add(part)
+    if visit.status != "in_progress":
+        visit.status = "in_progress"
+        visit.started_at = visit.started_at or now
+    s.add(visit)
+    audit.record(
+        s, actor, "visit.admit", "visit", visit_id, case_id=visit.case_id, participant_id=participant_id
+    )
+    return visit, part
+
+
+def end(s: Session, actor: Actor, visit_id: int, reason: str, now: datetime, *, check: bool = True) -> Visit:
+    """End a visit for everyone (the worker's button, or the system when all have left)."""
+    visit = _writable_visit(s, actor, visit_id) if check else s.get(Visit, visit_id)
+    if visit is None:
+        raise NotFound(f"no visit {visit_id}")
+    if visit.status not in LIVE:
+        raise Conflict(f"visit {visit_id} is already {visit.status}")
+    visit.status = "ended"
+    visit.ended_at = now
+    visit.ended_by = actor.user_id
+    visit.end_reason = reason[:200]
+    visit.kiosk_code = None
+    s.add(visit)
+    for part in s.exec(select(VisitParticipant).where(VisitParticipant.visit_id == visit_id)):
+        if part.state != "left":
+            part.state = "left"
+            part.left_at = now
+            s.add(part)
+    audit.record(s, actor, "visit.end", "visit", visit_id, case_id=visit.case_id, reason=reason)
+    return visit
+
+
+def leave(s: Session, participant_id: int, now: datetime) -> VisitParticipant | None:
+    """Mark a participant gone (their connection did not come back)."""
+    part = s.get(VisitParticipant, participant_id)
+    if part is None or part.state == "left":
+        return None
+    part.state = "left"
+    part.left_at = now
+    s.add(part)
+    visit = s.get(Visit, part.visit_id)
+    audit.record(
+        s,
+        Actor(part.user_id, part.kind),
+        "visit.leave",
+        "visit",
+        part.visit_id,
+        case_id=visit.case_id if visit is not None else None,
+        participant_id=participant_id,
+    )
+    return part
+
+
+def add_message(s: Session, participant_id: int, text: str, now: datetime) -> VisitMessage:
+    """Store a waiting client's text message for the worker."""
+    text = text.strip()
+    if not text:
+        raise Invalid("the message is empty")
+    if len(text) > 1000:
+        raise Invalid("a message has at most 1000 characters")
+    part = s.get(VisitParticipant, participant_id)
+    if part is None:
+        raise NotFound("no such participant")
+    msg = VisitMessage(visit_id=part.visit_id, participant_id=participant_id, text=text, at=now)
+    s.add(msg)
+    s.flush()
+    visit = s.get(Visit, part.visit_id)
+    audit.record(
+        s,
+        Actor(None, part.kind),
+        "visit.message",
+        "visit",
+        part.visit_id,
+        case_id=visit.case_id if visit is not None else None,
+        participant_id=participant_id,
+    )
+    return msg
+
+
+@dataclass(frozen=True, slots=True)
+class VisitSnapshot:
+    """Everything the worker's call page shows, read in one transaction."""
+
+    visit: Visit
+    client_name: str
+    case_id: int
+    worker_name: str
+    worker_timezone: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    participants: list[VisitParticipant]
+    messages: list[VisitMessage]
+
+
+def snapshot(s: Session, visit_id: int) -> VisitSnapshot:
+    """Read a visit with its participants and messages (no access check: callers check)."""
+    visit = s.get(Visit, visit_id)
+    if visit is None:
+        raise NotFound(f"no visit {visit_id}")
+    case = s.get(Case, visit.case_id)
+    client = s.get(Client, case.client_id) if case is not None else None
+    worker = s.get(User, visit.worker_id)
+    booking = s.get(Booking, visit.booking_id) if visit.booking_id is not None else None
+    parts = list(
+        s.exec(
+            select(VisitParticipant)
+            .where(VisitParticipant.visit_id == visit_id)
+            .order_by(col(VisitParticipant.id))
+        )
+    )
+    msgs = list(
+        s.exec(select(VisitMessage).where(VisitMessage.visit_id == visit_id).order_by(col(VisitMessage.id)))
+    )
+    assert worker is not None
+    return VisitSnapshot(
+        visit=visit,
+        client_name=client.name if client is not None else "",
+        case_id=visit.case_id,
+        worker_name=worker.name,
+        worker_timezone=worker.timezone,
+        starts_at=booking.start_at if booking is not None else None,
+        ends_at=booking.end_at if booking is not None else None,
+        participants=parts,
+        messages=msgs,
+    )
+
+
+def read_visit(s: Session, actor: Actor, visit_id: int) -> VisitSnapshot:
+    """Return a visit's snapshot if it is in `actor`'s caseload; the read is audited."""
+    snap = snapshot(s, visit_id)
+    require_case(s, actor, snap.case_id)
+    audit.record(s, actor, "visit.read", "visit", visit_id, case_id=snap.case_id)
+    return snap

@@ -1,0 +1,718 @@
+"""Visits on the web: join links, kiosk check-in, the waiting room socket, admit, end, uplink."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from aiohttp import WSMsgType, web
+from aiortc import RTCIceServer
+from pydantic import BaseModel, Field, StringConstraints, ValidationError
+from sqlmodel import Session
+
+from caserecord.audit import Actor
+from caserecord.errors import Conflict, Forbidden, RecordError
+from caserecord.models import Visit, VisitParticipant
+from visits import lifecycle
+from visits.audio import AudioStore
+from visits.hub import Peer, VisitHub
+from visits.uplink import UplinkError, UplinkKey, UplinkRegistry
+from web import schemas as S
+from web.api import api
+from web.pages import render
+from web.problems import ProblemError
+from web.routing import Call, client_ip, json_response
+from web.runtime import IDENTITY, RUNTIME, Runtime
+from web.throttle import Throttle
+
+log = logging.getLogger(__name__)
+MAX_WS_MESSAGE = 64 * 1024
+HELLO_TIMEOUT = 10.0
+KIOSK_COOKIE = "lastmile_kiosk"
+
+
+@dataclass
+class VisitServices:
+    """The live side of visits: presence, media peers, audio files and the kiosk throttles."""
+
+    hub: VisitHub
+    uplinks: UplinkRegistry
+    store: AudioStore
+    ice_servers: list[dict[str, Any]]
+    kiosk_device: Throttle
+    kiosk_code: Throttle
+
+
+VISITS = web.AppKey("visits", VisitServices)
+
+
+def parse_ice_servers(raw: str) -> list[dict[str, Any]]:
+    """Parse LASTMILE_ICE_SERVERS: a JSON list like [{"urls": "stun:stun.example.org"}]."""
+    try:
+        value = json.loads(raw or "[]")
+    except ValueError as exc:
+        raise SystemExit(f"LASTMILE_ICE_SERVERS is not JSON: {exc}") from exc
+    if not isinstance(value, list) or not all(isinstance(v, dict) and "urls" in v for v in value):
+        raise SystemExit('LASTMILE_ICE_SERVERS must be a JSON list of {"urls": ...} objects')
+    return value
+
+
+def _rtc_servers(servers: list[dict[str, Any]]) -> list[RTCIceServer]:
+    return [
+        RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+        for s in servers
+    ]
+
+
+def visits_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: start the hub, the audio store and the uplink registry; stop them."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        rt = app[RUNTIME]
+        settings = rt.settings
+        ice = parse_ice_servers(settings.ice_servers)
+        store = AudioStore(settings.data_dir / "audio")
+        uplinks = UplinkRegistry(store, ice_servers=_rtc_servers(ice))
+
+        async def gone(visit_id: int, participant_id: int) -> None:
+            await rt.db.write(lifecycle.leave, participant_id, rt.clock())
+            await uplinks.close_participant(UplinkKey(visit_id, participant_id))
+            await push_state(app, visit_id)
+
+        async def empty(visit_id: int) -> None:
+            await _end(app, Actor.system(), visit_id, "everyone left", check=False)
+
+        hub = VisitHub(
+            grace=settings.visit_grace_seconds,
+            empty_timeout=settings.visit_empty_seconds,
+            on_gone=gone,
+            on_empty=empty,
+        )
+        app[VISITS] = VisitServices(
+            hub=hub,
+            uplinks=uplinks,
+            store=store,
+            ice_servers=ice,
+            kiosk_device=Throttle(limit=10, window=300),
+            kiosk_code=Throttle(limit=20, window=300),
+        )
+        yield
+        await hub.close()
+        await uplinks.close()
+
+    return ctx(app)
+
+
+# --- live state -------------------------------------------------------------------------
+
+
+def _presence(pid: int, connected: dict[int, Peer], reconnecting: set[int], part: VisitParticipant) -> str:
+    if part.state == "left":
+        return "left"
+    if pid in connected:
+        return "connected"
+    if pid in reconnecting:
+        return "reconnecting"
+    return "away"
+
+
+async def push_state(app: web.Application, visit_id: int) -> None:
+    """Send each connected participant the visit's current state (staff see everyone)."""
+    rt = app[RUNTIME]
+    hub = app[VISITS].hub
+    snap = await rt.db.read(lifecycle.snapshot, visit_id)
+    connected = hub.connected(visit_id)
+    reconnecting = hub.reconnecting(visit_id)
+    people = [
+        {
+            "id": p.id,
+            "kind": p.kind,
+            "name": p.name,
+            "state": p.state,
+            "presence": _presence(p.id or 0, connected, reconnecting, p),
+            "device": p.device,
+            "via": p.via,
+            "consent": p.consent,
+            "joined_at": p.joined_at.isoformat(),
+        }
+        for p in snap.participants
+    ]
+    names = {p.id: p.name for p in snap.participants}
+    staff_state = {
+        "type": "state",
+        "visit": {"id": visit_id, "status": snap.visit.status, "recording": snap.visit.recording},
+        "participants": people,
+        "messages": [
+            {
+                "participant_id": m.participant_id,
+                "name": names.get(m.participant_id, ""),
+                "text": m.text,
+                "at": m.at.isoformat(),
+            }
+            for m in snap.messages
+        ],
+    }
+    worker_here = any(p.kind == "worker" and (p.id or 0) in connected for p in snap.participants)
+    for pid, peer in connected.items():
+        if peer.kind == "worker":
+            await hub.send(visit_id, pid, staff_state)
+            continue
+        me = next((p for p in snap.participants if p.id == pid), None)
+        await hub.send(
+            visit_id,
+            pid,
+            {
+                "type": "state",
+                "visit": {"id": visit_id, "status": snap.visit.status},
+                "worker_present": worker_here,
+                "worker_name": snap.worker_name,
+                "admitted": me is not None and me.state == "admitted",
+                "workers": [
+                    p["id"] for p in people if p["kind"] == "worker" and p["presence"] == "connected"
+                ],
+            },
+        )
+
+
+async def _end(
+    app: web.Application, actor: Actor, visit_id: int, reason: str, *, check: bool = True
+) -> Visit:
+    rt = app[RUNTIME]
+    services = app[VISITS]
+    visit = await rt.db.write(lifecycle.end, actor, visit_id, reason, rt.clock(), check=check)
+    await services.uplinks.close_visit(visit_id)
+    await services.hub.close_room(visit_id, {"type": "ended", "reason": reason})
+    log.info("visit ended", extra={"visit_id": visit_id, "reason": reason})
+    return visit
+
+
+# --- pages ------------------------------------------------------------------------------
+
+
+def _local(dt: datetime | None, tz: str) -> str:
+    return dt.astimezone(ZoneInfo(tz)).strftime("%A %-d %B, %H:%M") if dt is not None else ""
+
+
+async def join_page(request: web.Request) -> web.StreamResponse:
+    """GET /j/{token}: the client's page: device check, consent, waiting room, call."""
+    rt = request.app[RUNTIME]
+    token = request.match_info["token"]
+    try:
+        info = await rt.db.read(lifecycle.join_info, token, rt.clock())
+    except RecordError:
+        return render(
+            "join_closed.html",
+            status=404,
+            title="This link does not work",
+            detail="Check that you opened the whole link from your invitation, or call the office.",
+        )
+    if info.state != "open":
+        messages = {
+            "early": (
+                "Your visit has not opened yet",
+                f"You can join from {_local(info.opens_at, info.worker_timezone)} ({info.worker_timezone}).",
+            ),
+            "expired": (
+                "This link has expired",
+                "The time for this visit has passed. Call the office to book again.",
+            ),
+            "cancelled": ("This visit was cancelled", "Call the office or use your latest invitation."),
+            "ended": ("This visit has ended", "Thank you. You can close this page."),
+        }
+        title, detail = messages[info.state]
+        return render(
+            "join_closed.html", status=410 if info.state != "early" else 200, title=title, detail=detail
+        )
+    return render(
+        "join.html",
+        info=info,
+        token=token,
+        starts=_local(info.starts_at, info.worker_timezone),
+        tz=info.worker_timezone,
+        kiosk=False,
+    )
+
+
+async def kiosk_page(request: web.Request) -> web.StreamResponse:
+    """GET /kiosk: a public kiosk enters the code from the invitation."""
+    resp = render("kiosk.html")
+    if KIOSK_COOKIE not in request.cookies:
+        resp.set_cookie(
+            KIOSK_COOKIE, secrets.token_urlsafe(12), httponly=True, samesite="Strict", max_age=365 * 86400
+        )
+    return resp
+
+
+async def visit_page(request: web.Request) -> web.StreamResponse:
+    """GET /visit/{id}: the worker's call page with the waiting room."""
+    ident = request.get(IDENTITY)
+    if ident is None:
+        raise web.HTTPSeeOther(f"/?next={request.path}")
+    rt = request.app[RUNTIME]
+    raw = request.match_info["visit_id"]
+    if not raw.isdigit() or not 1 <= int(raw) < 2**31:
+        raise web.HTTPNotFound()
+    try:
+        snap = await rt.db.write(lifecycle.read_visit, ident.actor, int(raw))
+    except RecordError as exc:
+        return render(
+            "error.html",
+            status=exc.status,
+            me=ident.user,
+            csrf=ident.csrf_token,
+            title=exc.title,
+            detail=exc.detail,
+        )
+    can_act = ident.actor.role == "admin" or ident.actor.user_id == snap.visit.worker_id
+    return render(
+        "visit.html",
+        me=ident.user,
+        csrf=ident.csrf_token,
+        snap=snap,
+        can_act=can_act,
+        starts=_local(snap.starts_at, snap.worker_timezone),
+        tz=snap.worker_timezone,
+    )
+
+
+# --- API --------------------------------------------------------------------------------
+
+
+class JoinIn(S.In):
+    consent: bool = Field(description="The client agrees that the visit is recorded and transcribed")
+    device: Literal["phone", "tablet", "computer", "kiosk", "unknown"] = "unknown"
+    participant_token: Annotated[str, StringConstraints(max_length=100)] | None = Field(
+        default=None, description="Given at the first check-in; send it again to rejoin after a drop"
+    )
+
+
+class JoinOut(BaseModel):
+    visit_id: int
+    participant_id: int
+    participant_token: str
+    recording: bool
+    ice_servers: list[dict[str, Any]]
+
+
+class KioskIn(S.In):
+    code: Annotated[str, StringConstraints(min_length=1, max_length=20)]
+
+
+class KioskOut(BaseModel):
+    join_token: str
+    worker_name: str
+    state: str
+
+
+class AdmitIn(S.In):
+    participant_id: Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+class EndIn(S.In):
+    reason: Annotated[str, StringConstraints(max_length=200)] = "ended by the worker"
+
+
+class SdpIn(S.In):
+    type: Literal["offer"]
+    sdp: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+
+
+class SdpOut(BaseModel):
+    type: str
+    sdp: str
+
+
+class ParticipantOut(BaseModel):
+    id: int
+    kind: str
+    name: str
+    state: str
+    via: str
+    device: str
+    consent: bool | None
+
+
+class VisitDetailOut(BaseModel):
+    id: int
+    booking_id: int | None
+    case_id: int
+    worker_id: int
+    status: str
+    recording: bool | None
+    starts_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    end_reason: str | None
+    participants: list[ParticipantOut]
+
+
+def _detail(snap: lifecycle.VisitSnapshot) -> VisitDetailOut:
+    v = snap.visit
+    assert v.id is not None
+    return VisitDetailOut(
+        id=v.id,
+        booking_id=v.booking_id,
+        case_id=v.case_id,
+        worker_id=v.worker_id,
+        status=v.status,
+        recording=v.recording,
+        starts_at=snap.starts_at,
+        started_at=v.started_at,
+        ended_at=v.ended_at,
+        end_reason=v.end_reason,
+        participants=[
+            ParticipantOut(
+                id=p.id or 0,
+                kind=p.kind,
+                name=p.name,
+                state=p.state,
+                via=p.via,
+                device=p.device,
+                consent=p.consent,
+            )
+            for p in snap.participants
+        ],
+    )
+
+
+@api.add(
+    "POST",
+    "/api/kiosk/check-in",
+    summary="A kiosk trades a visit code for the join link",
+    roles=None,
+    body=KioskIn,
+    response=KioskOut,
+    errors=(404, 429),
+    tag="visits",
+)
+async def kiosk_check_in(call: Call) -> web.StreamResponse:
+    request = call.request
+    services = request.app[VISITS]
+    body: KioskIn = call.body
+    device = f"{client_ip(request)}|{request.cookies.get(KIOSK_COOKIE, '')}"
+    for throttle, key in ((services.kiosk_device, device), (services.kiosk_code, body.code)):
+        if not throttle.allow(key):
+            raise ProblemError(
+                429,
+                "Too Many Requests",
+                "too many tries; wait a few minutes and try again",
+                retry_after=throttle.retry_after(key),
+            )
+    token, info = await call.rt.db.write(lifecycle.kiosk_lookup, body.code.strip(), call.rt.clock())
+    return json_response(KioskOut(join_token=token, worker_name=info.worker_name, state=info.state))
+
+
+@api.add(
+    "POST",
+    "/api/join/{join_token}",
+    summary="A client checks in to the waiting room",
+    roles=None,
+    body=JoinIn,
+    response=JoinOut,
+    errors=(404, 409),
+    tag="visits",
+)
+async def join_visit(call: Call) -> web.StreamResponse:
+    rt = call.rt
+    body: JoinIn = call.body
+    via = "kiosk" if body.device == "kiosk" else "link"
+    part, ptoken, visit = await rt.db.write(
+        lifecycle.check_in,
+        call.tokens["join_token"],
+        via=via,
+        device=body.device,
+        consent=body.consent,
+        now=rt.clock(),
+        ip=client_ip(call.request),
+        participant_token=body.participant_token,
+    )
+    assert visit.id is not None and part.id is not None
+    await push_state(call.request.app, visit.id)
+    return json_response(
+        JoinOut(
+            visit_id=visit.id,
+            participant_id=part.id,
+            participant_token=ptoken,
+            recording=bool(part.consent),
+            ice_servers=call.request.app[VISITS].ice_servers,
+        )
+    )
+
+
+@api.add(
+    "GET",
+    "/api/visits/{visit_id}",
+    summary="A visit with its participants",
+    roles=("admin", "supervisor", "worker"),
+    response=VisitDetailOut,
+    tag="visits",
+)
+async def get_visit(call: Call) -> web.StreamResponse:
+    snap = await call.rt.db.write(lifecycle.read_visit, call.actor, call.path["visit_id"])
+    return json_response(_detail(snap))
+
+
+@api.add(
+    "POST",
+    "/api/visits/{visit_id}/admit",
+    summary="Admit a waiting client",
+    roles=("admin", "worker"),
+    body=AdmitIn,
+    response=VisitDetailOut,
+    errors=(409,),
+    tag="visits",
+)
+async def admit_client(call: Call) -> web.StreamResponse:
+    visit_id = call.path["visit_id"]
+    body: AdmitIn = call.body
+    await call.rt.db.write(lifecycle.admit, call.actor, visit_id, body.participant_id, call.rt.clock())
+    hub = call.request.app[VISITS].hub
+    await hub.send(visit_id, body.participant_id, {"type": "admitted"})
+    await push_state(call.request.app, visit_id)
+    snap = await call.rt.db.read(lifecycle.snapshot, visit_id)
+    return json_response(_detail(snap))
+
+
+@api.add(
+    "POST",
+    "/api/visits/{visit_id}/end",
+    summary="End the visit for everyone",
+    roles=("admin", "worker"),
+    body=EndIn,
+    response=VisitDetailOut,
+    errors=(409,),
+    tag="visits",
+)
+async def end_visit(call: Call) -> web.StreamResponse:
+    visit_id = call.path["visit_id"]
+    await _end(
+        call.request.app, call.actor, visit_id, call.body.reason.strip()[:200] or "ended by the worker"
+    )
+    snap = await call.rt.db.read(lifecycle.snapshot, visit_id)
+    return json_response(_detail(snap))
+
+
+@api.add(
+    "POST",
+    "/api/visits/{visit_id}/uplink",
+    summary="Send one's microphone to the server (SDP offer in, answer out; clients: X-Participant-Token)",
+    roles=None,
+    body=SdpIn,
+    response=SdpOut,
+    errors=(401, 403, 404, 409),
+    tag="visits",
+)
+async def uplink(call: Call) -> web.StreamResponse:
+    request = call.request
+    rt = call.rt
+    services = request.app[VISITS]
+    visit_id = call.path["visit_id"]
+    body: SdpIn = call.body
+    ptoken = request.headers.get("X-Participant-Token", "")
+    identity = call.identity
+    now = rt.clock()
+
+    def resolve(s: Session) -> tuple[VisitParticipant, Visit]:
+        if ptoken:
+            part = lifecycle.participant_by_token(s, visit_id, ptoken)
+            visit = s.get(Visit, visit_id)
+            assert visit is not None
+            if part.state != "admitted":
+                raise Conflict("wait until the worker admits you")
+            if not part.consent:
+                raise Forbidden("no recording consent: no audio is sent to the server")
+            return part, visit
+        if identity is None:
+            raise RecordError("sign in, or send X-Participant-Token")
+        part, visit = lifecycle.staff_participant(s, identity.actor, visit_id, now)
+        if identity.actor.user_id != visit.worker_id:
+            raise Forbidden("only the visit's worker sends audio")
+        return part, visit
+
+    try:
+        part, visit = await rt.db.write(resolve)
+    except RecordError as exc:
+        if type(exc) is RecordError:
+            raise ProblemError(401, "Sign-in required", exc.detail) from exc
+        raise
+    if visit.status != "in_progress" or visit.started_at is None:
+        raise Conflict(f"visit {visit_id} is {visit.status}; audio goes to the server only during the call")
+    if not visit.recording:
+        raise Forbidden("the client did not consent to recording: no audio is sent to the server")
+    assert part.id is not None
+    speaker = f"{part.kind}:{part.id}"
+    try:
+        answer = await services.uplinks.accept(
+            UplinkKey(visit_id, part.id), speaker, visit.started_at, body.sdp
+        )
+    except UplinkError as exc:
+        raise ProblemError(422, "Unprocessable request", f"sdp: {exc}") from exc
+    return json_response(SdpOut(type="answer", sdp=answer))
+
+
+# --- the visit's WebSocket --------------------------------------------------------------
+
+
+class _Signal(BaseModel):
+    type: str
+    to: int
+    data: dict[str, Any]
+
+
+async def visit_socket(request: web.Request) -> web.StreamResponse:
+    """GET /ws/visits/{visit_id}: presence, waiting-room messages and WebRTC signalling."""
+    app = request.app
+    rt = app[RUNTIME]
+    services = app[VISITS]
+    raw = request.match_info["visit_id"]
+    if not raw.isdigit() or not 1 <= int(raw) < 2**31:
+        raise ProblemError(404, "Not found", "no such visit")
+    visit_id = int(raw)
+    identity = request.get(IDENTITY)
+    ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=MAX_WS_MESSAGE)
+    await ws.prepare(request)
+    try:
+        if identity is not None:
+            part, visit = await rt.db.write(lifecycle.staff_participant, identity.actor, visit_id, rt.clock())
+        else:
+            part, visit = await _hello(ws, rt, visit_id)
+    except (RecordError, _Refused) as exc:
+        detail = str(getattr(exc, "detail", exc))
+        with contextlib.suppress(ConnectionError):
+            await ws.send_json({"type": "error", "detail": detail})
+            await ws.close(code=4403, message=detail[:120].encode())
+        return ws
+    if visit.status not in lifecycle.LIVE:
+        await ws.send_json({"type": "ended", "reason": visit.end_reason or visit.status})
+        await ws.close(code=1000, message=b"visit is over")
+        return ws
+    assert part.id is not None
+    peer = Peer(part.id, part.kind, part.name, ws)
+    await services.hub.attach(visit_id, peer)
+    await ws.send_json(
+        {
+            "type": "welcome",
+            "visit_id": visit_id,
+            "participant_id": part.id,
+            "kind": part.kind,
+            "ice_servers": services.ice_servers,
+        }
+    )
+    await push_state(app, visit_id)
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                await _refuse(ws, "send JSON text messages")
+                break
+            if not await _handle(app, visit_id, peer, msg.data):
+                break
+    finally:
+        services.hub.detach(visit_id, peer)
+        if not ws.closed:
+            await ws.close()
+        await push_state(app, visit_id)
+    return ws
+
+
+class _Refused(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+async def _hello(ws: web.WebSocketResponse, rt: Runtime, visit_id: int) -> tuple[VisitParticipant, Visit]:
+    try:
+        msg = await ws.receive(timeout=HELLO_TIMEOUT)
+    except TimeoutError as exc:
+        raise _Refused("say hello with your participant token first") from exc
+    if msg.type != WSMsgType.TEXT:
+        raise _Refused("say hello with your participant token first")
+    try:
+        data = json.loads(msg.data)
+    except ValueError as exc:
+        raise _Refused("messages are JSON objects; say hello with your participant token first") from exc
+    if not isinstance(data, dict) or data.get("type") != "hello" or not isinstance(data.get("token"), str):
+        raise _Refused('the first message is {"type": "hello", "token": "..."}')
+
+    def run(s: Session) -> tuple[VisitParticipant, Visit]:
+        part = lifecycle.participant_by_token(s, visit_id, data["token"][:200])
+        visit = s.get(Visit, visit_id)
+        assert visit is not None
+        return part, visit
+
+    return await rt.db.read(run)
+
+
+async def _refuse(ws: web.WebSocketResponse, detail: str) -> None:
+    with contextlib.suppress(ConnectionError):
+        await ws.send_json({"type": "error", "detail": detail})
+        await ws.close(code=4400, message=detail[:120].encode())
+
+
+async def _handle(app: web.Application, visit_id: int, peer: Peer, text: str) -> bool:
+    """Handle one message; return False after closing a socket that broke the protocol."""
+    rt = app[RUNTIME]
+    hub = app[VISITS].hub
+    ws = peer.ws
+    try:
+        data = json.loads(text)
+    except ValueError:
+        await _refuse(ws, "messages are JSON objects")
+        return False
+    kind = data.get("type") if isinstance(data, dict) else None
+    if kind == "ping":
+        await ws.send_json({"type": "pong"})
+        return True
+    if kind == "signal":
+        try:
+            sig = _Signal.model_validate(data, strict=True)
+        except ValidationError:
+            await _refuse(ws, 'a signal is {"type": "signal", "to": <participant id>, "data": {...}}')
+            return False
+        target = hub.connected(visit_id).get(sig.to)
+        # Media flows between the worker and admitted clients only.
+        if target is None or target.kind == peer.kind:
+            await ws.send_json({"type": "error", "detail": f"participant {sig.to} is not reachable"})
+            return True
+        if peer.kind == "client" and not await _admitted(rt, peer.participant_id):
+            await ws.send_json({"type": "error", "detail": "wait until the worker admits you"})
+            return True
+        await hub.send(visit_id, sig.to, {"type": "signal", "from": peer.participant_id, "data": sig.data})
+        return True
+    if kind == "ready" and peer.kind == "client":
+        await hub.broadcast(visit_id, {"type": "ready", "from": peer.participant_id}, kind="worker")
+        return True
+    if kind == "message" and peer.kind == "client" and isinstance(data.get("text"), str):
+        try:
+            await rt.db.write(lifecycle.add_message, peer.participant_id, data["text"], rt.clock())
+        except RecordError as exc:
+            await ws.send_json({"type": "error", "detail": exc.detail})
+            return True
+        await push_state(app, visit_id)
+        return True
+    await _refuse(ws, f"unknown message type {kind!r}" if kind else "each message needs a type")
+    return False
+
+
+async def _admitted(rt: Runtime, participant_id: int) -> bool:
+    def run(s: Session) -> bool:
+        part = s.get(VisitParticipant, participant_id)
+        return part is not None and part.state == "admitted"
+
+    return await rt.db.read(run)
+
+
+def install_visits(app: web.Application) -> None:
+    """Mount the visit pages, socket and hand-routed endpoints; start the live services."""
+    app.cleanup_ctx.append(visits_ctx)
+    app.router.add_get("/j/{token}", join_page)
+    app.router.add_get("/kiosk", kiosk_page)
+    app.router.add_get("/visit/{visit_id}", visit_page)
+    app.router.add_get("/ws/visits/{visit_id}", visit_socket)
