@@ -228,6 +228,8 @@ class SlotRow:
     case_id: int | None = None
     who: str = ""
     kiosk_code: str | None = None
+    visit_id: int | None = None
+    visit_status: str = ""
 
     @property
     def time(self) -> str:
@@ -382,8 +384,7 @@ def _worker_view(
     client_ids = [c.client_id for c in cases.values()]
     clients = {c.id: c for c in s.exec(select(Client).where(col(Client.id).in_(client_ids)))}
     booking_ids = [b.id for b in bookings]
-    visits = s.exec(select(Visit).where(col(Visit.booking_id).in_(booking_ids)))
-    codes = {v.booking_id: v.kiosk_code for v in visits}
+    visit_of = {v.booking_id: v for v in s.exec(select(Visit).where(col(Visit.booking_id).in_(booking_ids)))}
     blocks = service.list_blocks(s, actor, worker_id)
     block_by_id = {b.id: b for b, _ in blocks}
 
@@ -398,7 +399,9 @@ def _worker_view(
             booking_id=b.id,
             case_id=b.case_id,
             who=client.name if client is not None else f"case {b.case_id}",
-            kiosk_code=codes.get(b.id),
+            kiosk_code=visit.kiosk_code if (visit := visit_of.get(b.id)) is not None else None,
+            visit_id=visit.id if visit is not None else None,
+            visit_status=visit.status if visit is not None else "",
         )
 
     by_start = {b.start_at: b for b in bookings}

@@ -7,7 +7,7 @@ import json
 import logging
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -48,6 +48,13 @@ class VisitServices:
     ice_servers: list[dict[str, Any]]
     kiosk_device: Throttle
     kiosk_code: Throttle
+    worker_feeds: dict[int, set[web.WebSocketResponse]] = field(default_factory=dict)
+
+    async def tell_worker(self, worker_id: int, message: dict[str, Any]) -> None:
+        """Send a message to every open /worker page of one worker."""
+        for ws in list(self.worker_feeds.get(worker_id, ())):
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_json(message)
 
 
 VISITS = web.AppKey("visits", VisitServices)
@@ -435,6 +442,16 @@ async def join_visit(call: Call) -> web.StreamResponse:
     )
     assert visit.id is not None and part.id is not None
     await push_state(call.request.app, visit.id)
+    await call.request.app[VISITS].tell_worker(
+        visit.worker_id,
+        {
+            "type": "waiting",
+            "visit_id": visit.id,
+            "name": part.name,
+            "device": part.device,
+            "since": part.joined_at.isoformat(),
+        },
+    )
     return json_response(
         JoinOut(
             visit_id=visit.id,
@@ -709,6 +726,24 @@ async def _admitted(rt: Runtime, participant_id: int) -> bool:
     return await rt.db.read(run)
 
 
+async def worker_socket(request: web.Request) -> web.StreamResponse:
+    """GET /ws/worker: live notices for a signed-in worker's own page (a client is waiting)."""
+    identity = request.get(IDENTITY)
+    if identity is None or identity.actor.user_id is None:
+        raise ProblemError(401, "Sign-in required", "sign in first")
+    services = request.app[VISITS]
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
+    await ws.prepare(request)
+    feeds = services.worker_feeds.setdefault(identity.actor.user_id, set())
+    feeds.add(ws)
+    try:
+        async for _ in ws:
+            pass  # the page only listens
+    finally:
+        feeds.discard(ws)
+    return ws
+
+
 def install_visits(app: web.Application) -> None:
     """Mount the visit pages, socket and hand-routed endpoints; start the live services."""
     app.cleanup_ctx.append(visits_ctx)
@@ -716,3 +751,4 @@ def install_visits(app: web.Application) -> None:
     app.router.add_get("/kiosk", kiosk_page)
     app.router.add_get("/visit/{visit_id}", visit_page)
     app.router.add_get("/ws/visits/{visit_id}", visit_socket)
+    app.router.add_get("/ws/worker", worker_socket)

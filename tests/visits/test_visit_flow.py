@@ -44,7 +44,9 @@ async def _state_where(ws: ClientWebSocketResponse, pred: Callable[[dict[str, An
             return state
 
 
-async def test_join_page_opens_shortly_before_and_closes_after(client: Client, staff: Staff, as_role: Role, clock: Clock) -> None:
+async def test_join_page_opens_shortly_before_and_closes_after(
+    client: Client, staff: Staff, as_role: Role, clock: Clock
+) -> None:
     w = await as_role("worker")
     booking = await _booked(client, staff, w)
     path = "/j/" + booking["client_join_url"].rsplit("/", 1)[1]
@@ -93,7 +95,9 @@ async def test_waiting_room_admit_message_and_end(make_client: AppMaker, staff: 
     await client_ws.send_json({"type": "signal", "to": welcome["participant_id"], "data": {"sdp": {}}})
     assert "admits you" in (await _next(client_ws, "error"))["detail"]
 
-    detail = await ok(await client.post(f"/api/visits/{visit_id}/admit", json={"participant_id": pid}, headers=w))
+    detail = await ok(
+        await client.post(f"/api/visits/{visit_id}/admit", json={"participant_id": pid}, headers=w)
+    )
     assert detail["status"] == "in_progress" and detail["started_at"]
     await _next(client_ws, "admitted")
     await client_ws.send_json({"type": "ready"})
@@ -137,9 +141,11 @@ async def test_rejoin_with_the_participant_token_needs_no_new_check_in(
     assert detail["recording"] is False
 
 
-async def test_dropped_socket_is_reconnecting_then_left(make_client: AppMaker, staff: Staff, clock: Clock) -> None:
+async def test_dropped_socket_is_reconnecting_then_left(
+    make_client: AppMaker, staff: Staff, clock: Clock
+) -> None:
     clock.now = clock.now.replace(day=3, hour=16, minute=55)
-    client = await make_client(visit_grace_seconds=2)
+    client = await make_client(visit_grace_seconds=3)
     w = await login(client, staff.worker.email)
     booking = await _booked(client, staff, w)
     token = booking["client_join_url"].rsplit("/", 1)[1]
@@ -207,7 +213,9 @@ async def test_kiosk_code_and_its_throttle(client: Client, staff: Staff, as_role
     await problem(await client.post("/api/kiosk/check-in", json={"code": "12ab"}), 422)
     statuses = []
     for i in range(12):
-        resp = await client.post("/api/kiosk/check-in", json={"code": f"{(int(booking['kiosk_code']) + i + 1) % 10**6:06d}"})
+        resp = await client.post(
+            "/api/kiosk/check-in", json={"code": f"{(int(booking['kiosk_code']) + i + 1) % 10**6:06d}"}
+        )
         statuses.append(resp.status)
         await resp.read()
     assert 429 in statuses and statuses.index(429) <= 9  # a flood from one kiosk is slowed down
@@ -227,3 +235,30 @@ async def test_only_the_caseload_sees_a_visit(client: Client, staff: Staff, as_r
     assert "caseload" in (await _next(ws, "error"))["detail"]
     page = await client.get(f"/visit/{visit_id}", headers=await as_role("other_worker"))
     assert page.status == 403
+
+
+async def test_the_workers_own_page_hears_of_a_waiting_client(
+    make_client: AppMaker, staff: Staff, clock: Clock
+) -> None:
+    clock.now = clock.now.replace(day=3, hour=16, minute=55)
+    client = await make_client()
+    w = await login(client, staff.worker.email)
+    booking = await _booked(client, staff, w)
+    feed = await client.ws_connect("/ws/worker", headers=w)
+    other = await client.ws_connect("/ws/worker", headers=await login(client, staff.other_worker.email))
+    token = booking["client_join_url"].rsplit("/", 1)[1]
+    await ok(await client.post(f"/api/join/{token}", json={"consent": True, "device": "kiosk"}))
+    notice = await _next(feed, "waiting")
+    assert (
+        notice["visit_id"] == booking["visit_id"]
+        and notice["name"] == "Maria Lopez"
+        and notice["device"] == "kiosk"
+    )
+    try:
+        msg = await other.receive(timeout=0.5)
+    except TimeoutError:
+        pass
+    else:
+        raise AssertionError(f"another worker heard of it: {msg}")
+    resp = await client.get("/ws/worker")  # signed out
+    assert resp.status == 401
