@@ -21,7 +21,8 @@ from caserecord.zones import is_zone
 _hasher = PasswordHasher()
 # Verified when the e-mail is unknown, so a wrong address costs as long as a wrong password.
 _DUMMY_HASH = _hasher.hash("lastmile-no-such-user")
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+# No control characters either: PostgreSQL cannot even compare text holding a NUL.
+EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
 MIN_PASSWORD = 8
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -20,6 +21,7 @@ from web.routing import Api, Call, client_ip, json_response
 from web.runtime import RUNTIME, Runtime
 
 api = Api()
+_FEED_TOKEN = re.compile(r"[A-Za-z0-9_-]{8,64}")  # as secrets.token_urlsafe makes them; a NUL is no token
 STAFF = ("admin", "supervisor", "worker")
 WRITERS = ("admin", "worker")
 
@@ -606,7 +608,8 @@ async def calendar_feed(request: web.Request) -> web.StreamResponse:
     now = rt.clock()
 
     def run(s: Session) -> bytes:
-        user = s.exec(select(User).where(User.feed_token == token)).first() if 8 <= len(token) <= 64 else None
+        found = _FEED_TOKEN.fullmatch(token) is not None
+        user = s.exec(select(User).where(User.feed_token == token)).first() if found else None
         if user is None or not user.active or user.id is None:
             raise NotFound("no such calendar")
         rules = service.load_rules(s, [user.id])

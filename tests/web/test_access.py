@@ -1,0 +1,324 @@
+"""Every role against every endpoint of the JSON API, acting on one worker's records.
+
+The worker (`staff.worker`) is in `staff.supervisor`'s team. For each route in `api.routes` the
+table below says what each caller gets: admins do everything, the supervisor reads the team's
+records but changes none, the worker reads and writes their own, the other team gets 403 and an
+anonymous caller 401. A route missing from the table fails `test_the_table_covers_every_route`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from caserecord import audit
+from caserecord.db import Database
+from tests.conftest import PASSWORD, Staff, login
+from tests.helpers import TUESDAY_MORNINGS, Client, ok, open_case, problem, publish
+from web.api import api
+
+Role = Callable[[str], Awaitable[dict[str, str]]]
+ROLES = ("admin", "supervisor", "worker", "other_supervisor", "other_worker", "anonymous")
+LA = ZoneInfo("America/Los_Angeles")
+FIRST_SLOT = datetime(2026, 3, 3, 9, 0, tzinfo=LA)  # a Tuesday; the clock reads Monday 2026-03-02
+SLOTS_PER_DAY = 6  # TUESDAY_MORNINGS: 09:00-12:00 in 30-minute slots
+
+
+@dataclass
+class World:
+    """The worker's records, and counters that hand out fresh ones for writes."""
+
+    client: Client
+    staff: Staff
+    admin: dict[str, str]
+    worker_id: int
+    case_id: int
+    block_id: int
+    booking_id: int
+    serial: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def next(self) -> int:
+        return next(self.serial)
+
+    def slot(self) -> str:
+        """Return the start of a Tuesday slot no other request has used."""
+        n = self.next()
+        day = FIRST_SLOT.date() + timedelta(weeks=n // SLOTS_PER_DAY)
+        start = datetime.combine(day, FIRST_SLOT.time(), LA) + timedelta(minutes=30 * (n % SLOTS_PER_DAY))
+        return start.isoformat()
+
+    async def booking(self) -> int:
+        """Book a fresh slot of the worker's (as admin) and return its id."""
+        body = {"worker_id": self.worker_id, "case_id": self.case_id, "start": self.slot()}
+        out = await ok(await self.client.post("/api/bookings", json=body, headers=self.admin), 201)
+        return int(out["id"])
+
+    def lone_day(self, weekday: int) -> date:
+        """Return a date on `weekday` (0 = Monday) in a week no other request has used."""
+        d = date(2026, 4, 6) + timedelta(weeks=self.next())
+        return d + timedelta(days=weekday)
+
+    async def block(self) -> int:
+        """Publish a one-day block on a Monday of its own (as admin) and return its id."""
+        day = self.lone_day(0).isoformat()
+        out = await publish(
+            self.client, self.admin, self.worker_id, weekdays=["MO"], starts_on=day, until=day
+        )
+        return int(out["id"])
+
+
+@dataclass(frozen=True)
+class Req:
+    method: str
+    url: str
+    json: Any = None
+    fresh_session: bool = False  # sign in anew for this request (it ends the session)
+
+
+Prepare = Callable[[World], Awaitable[Req]]
+
+
+def expect(
+    admin: int,
+    supervisor: int,
+    worker: int,
+    other_supervisor: int = 403,
+    other_worker: int = 403,
+    anonymous: int = 401,
+) -> dict[str, int]:
+    return {
+        "admin": admin,
+        "supervisor": supervisor,
+        "worker": worker,
+        "other_supervisor": other_supervisor,
+        "other_worker": other_worker,
+        "anonymous": anonymous,
+    }
+
+
+READ = expect(200, 200, 200)
+ANY_STAFF = expect(200, 200, 200, 200, 200)
+
+
+def write(status: int) -> dict[str, int]:
+    """Admin or the worker themselves; the supervisor may look but not touch."""
+    return expect(status, 403, status)
+
+
+async def _login(w: World) -> Req:
+    return Req("POST", "/api/session", {"email": w.staff.worker.email, "password": PASSWORD})
+
+
+async def _logout(w: World) -> Req:
+    return Req("DELETE", "/api/session", fresh_session=True)
+
+
+async def _me(w: World) -> Req:
+    return Req("GET", "/api/me")
+
+
+async def _create_worker(w: World) -> Req:
+    n = w.next()
+    body = {"name": f"New Worker {n}", "email": f"new{n}@agency.test", "password": "a long password"}
+    return Req("POST", "/api/workers", body)
+
+
+async def _list_workers(w: World) -> Req:
+    return Req("GET", "/api/workers")
+
+
+async def _create_case(w: World) -> Req:
+    return Req("POST", "/api/cases", {"worker_id": w.worker_id, "client": {"name": f"Client {w.next()}"}})
+
+
+async def _list_cases(w: World) -> Req:
+    return Req("GET", "/api/cases")
+
+
+async def _get_case(w: World) -> Req:
+    return Req("GET", f"/api/cases/{w.case_id}")
+
+
+async def _create_block(w: World) -> Req:
+    day = w.lone_day(2).isoformat()  # a Wednesday of its own
+    body = {**TUESDAY_MORNINGS, "weekdays": ["WE"], "starts_on": day, "until": day}
+    return Req("POST", f"/api/workers/{w.worker_id}/office-hours", body)
+
+
+async def _list_blocks(w: World) -> Req:
+    return Req("GET", f"/api/workers/{w.worker_id}/office-hours")
+
+
+async def _delete_block(w: World) -> Req:
+    return Req("DELETE", f"/api/workers/{w.worker_id}/office-hours/{await w.block()}")
+
+
+async def _add_exception(w: World) -> Req:
+    thursday = w.lone_day(3).isoformat()  # the block is held on Thursdays; bookings are on Tuesdays
+    return Req("POST", f"/api/workers/{w.worker_id}/office-hours/{w.block_id}/exceptions", {"date": thursday})
+
+
+async def _slots(w: World) -> Req:
+    return Req("GET", f"/api/workers/{w.worker_id}/slots?from=2026-03-03&to=2026-03-10")
+
+
+async def _book(w: World) -> Req:
+    return Req("POST", "/api/bookings", {"worker_id": w.worker_id, "case_id": w.case_id, "start": w.slot()})
+
+
+async def _get_booking(w: World) -> Req:
+    return Req("GET", f"/api/bookings/{w.booking_id}")
+
+
+async def _cancel(w: World) -> Req:
+    return Req("POST", f"/api/bookings/{await w.booking()}/cancel", {"reason": "client asked"})
+
+
+async def _reschedule(w: World) -> Req:
+    booking_id = await w.booking()
+    return Req("POST", f"/api/bookings/{booking_id}/reschedule", {"start": w.slot()})
+
+
+async def _invite(w: World) -> Req:
+    return Req("GET", f"/api/bookings/{w.booking_id}/invite.ics")
+
+
+# (method, path) of every route -> how to call it on the worker's records, and what each role gets.
+TABLE: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
+    ("POST", "/api/session"): (_login, {role: 200 for role in ROLES}),
+    ("DELETE", "/api/session"): (_logout, expect(204, 204, 204, 204, 204)),
+    ("GET", "/api/me"): (_me, ANY_STAFF),
+    ("POST", "/api/workers"): (_create_worker, expect(201, 403, 403)),
+    ("GET", "/api/workers"): (_list_workers, ANY_STAFF),
+    ("POST", "/api/cases"): (_create_case, write(201)),
+    ("GET", "/api/cases"): (_list_cases, ANY_STAFF),
+    ("GET", "/api/cases/{case_id}"): (_get_case, READ),
+    ("POST", "/api/workers/{worker_id}/office-hours"): (_create_block, write(201)),
+    ("GET", "/api/workers/{worker_id}/office-hours"): (_list_blocks, READ),
+    ("DELETE", "/api/workers/{worker_id}/office-hours/{block_id}"): (_delete_block, write(204)),
+    ("POST", "/api/workers/{worker_id}/office-hours/{block_id}/exceptions"): (_add_exception, write(201)),
+    ("GET", "/api/workers/{worker_id}/slots"): (_slots, READ),
+    ("POST", "/api/bookings"): (_book, write(201)),
+    ("GET", "/api/bookings/{booking_id}"): (_get_booking, READ),
+    ("POST", "/api/bookings/{booking_id}/cancel"): (_cancel, write(200)),
+    ("POST", "/api/bookings/{booking_id}/reschedule"): (_reschedule, write(200)),
+    ("GET", "/api/bookings/{booking_id}/invite.ics"): (_invite, READ),
+}
+
+
+def test_the_table_covers_every_route() -> None:
+    routes = {(r.method, r.path) for r in api.routes}
+    missing = sorted(routes - TABLE.keys())
+    assert not missing, f"add these routes to the access table: {missing}"
+    assert not sorted(TABLE.keys() - routes), "the table names routes that no longer exist"
+    assert all(set(expected) == set(ROLES) for _, expected in TABLE.values())
+
+
+async def _world(client: Client, staff: Staff, as_role: Role) -> World:
+    admin = await as_role("admin")
+    assert staff.worker.id is not None
+    worker_id = staff.worker.id
+    block = await publish(client, admin, worker_id)
+    case_id = await open_case(client, admin, worker_id)
+    w = World(client, staff, admin, worker_id, case_id, int(block["id"]), 0)
+    w.booking_id = await w.booking()
+    return w
+
+
+@pytest.mark.parametrize("route", sorted(TABLE), ids=lambda r: f"{r[0]} {r[1]}")
+async def test_role_against_route(
+    route: tuple[str, str], client: Client, staff: Staff, as_role: Role
+) -> None:
+    world = await _world(client, staff, as_role)
+    prepare, expected = TABLE[route]
+    wrong: list[str] = []
+    for role in ROLES:
+        req = await prepare(world)
+        if role == "anonymous":
+            headers: dict[str, str] = {}
+        elif req.fresh_session:
+            headers = await login(client, staff.by_name(role).email)
+        else:
+            headers = await as_role(role)
+        client.session.cookie_jar.clear()  # signing in set a cookie; each caller uses only its own token
+        resp = await client.request(req.method, req.url, json=req.json, headers=headers)
+        text = await resp.text()
+        if resp.status != expected[role]:
+            wrong.append(
+                f"{role}: {req.method} {req.url} -> {resp.status}, expected {expected[role]}: {text}"
+            )
+        elif resp.status >= 400 and resp.content_type != "application/problem+json":
+            wrong.append(f"{role}: {req.method} {req.url} -> {resp.status} as {resp.content_type}")
+    assert not wrong, "\n".join(wrong)
+
+
+async def test_worker_lists_show_only_what_each_may_see(client: Client, staff: Staff, as_role: Role) -> None:
+    admin = await as_role("admin")
+    ids = {name: staff.by_name(name).id for name in ROLES[:-1]}
+    case_of: dict[str, int] = {}
+    for name in ("worker", "other_worker"):
+        worker_id = ids[name]
+        assert worker_id is not None
+        case_of[name] = await open_case(client, admin, worker_id, f"Client of {name}")
+    visible_workers = {
+        "admin": set(ids.values()),
+        "supervisor": {ids["supervisor"], ids["worker"]},
+        "worker": {ids["worker"]},
+        "other_supervisor": {ids["other_supervisor"], ids["other_worker"]},
+        "other_worker": {ids["other_worker"]},
+    }
+    visible_cases = {
+        "admin": set(case_of.values()),
+        "supervisor": {case_of["worker"]},
+        "worker": {case_of["worker"]},
+        "other_supervisor": {case_of["other_worker"]},
+        "other_worker": {case_of["other_worker"]},
+    }
+    for role, expected in visible_workers.items():
+        headers = await as_role(role)
+        users = await ok(await client.get("/api/workers", headers=headers))
+        assert {u["id"] for u in users} == expected, role
+        # A feed URL is a secret: only an admin, or its owner, sees it.
+        for u in users:
+            assert (u["feed_url"] is not None) == (role == "admin" or u["id"] == ids[role]), (role, u)
+        cases = await ok(await client.get("/api/cases", headers=headers))
+        assert {c["id"] for c in cases} == visible_cases[role], role
+
+
+async def test_every_case_read_is_audited(
+    client: Client, staff: Staff, as_role: Role, database: Database
+) -> None:
+    world = await _world(client, staff, as_role)
+    readers = ("admin", "supervisor", "worker")
+    with database.session() as s:
+        before = {e.id for e in audit.events(s, case_id=world.case_id)}
+    for role in ROLES:
+        headers = {} if role == "anonymous" else await as_role(role)
+        client.session.cookie_jar.clear()
+        resp = await client.get(f"/api/cases/{world.case_id}", headers=headers)
+        if role in readers:
+            await ok(resp)
+        else:
+            await problem(resp, 401 if role == "anonymous" else 403)
+    with database.session() as s:
+        reads = [e for e in audit.events(s, case_id=world.case_id) if e.id not in before]
+    assert {e.action for e in reads} == {"case.read"}
+    who = sorted((e.actor_id, e.actor_role) for e in reads)
+    assert who == sorted((staff.by_name(r).id, r) for r in readers)
+    for event in reads:
+        assert event.ip == "127.0.0.1" and event.at is not None and event.entity == "case"
+        assert event.entity_id == world.case_id
+
+
+async def test_calendar_feed_needs_its_token_and_no_sign_in(client: Client, staff: Staff) -> None:
+    for token in ("not-the-right-token", "x", "a" * 200, "%00%00%00%00%00%00%00%00", "..%2F..%2Fetc"):
+        await problem(await client.get(f"/calendar/{token}.ics"), 404)
+    resp = await client.get(f"/calendar/{staff.worker.feed_token}.ics")
+    assert resp.status == 200 and resp.content_type == "text/calendar"
+    assert (await resp.text()).startswith("BEGIN:VCALENDAR")
