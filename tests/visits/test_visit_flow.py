@@ -27,10 +27,10 @@ async def _booked(client: Client, staff: Staff, worker: dict[str, str]) -> dict[
     return booking
 
 
-async def _next(ws: ClientWebSocketResponse, kind: str, timeout: float = 5.0) -> dict[str, Any]:
-    """Read messages until one of type `kind` arrives."""
+async def _next(ws: ClientWebSocketResponse, kind: str) -> dict[str, Any]:
+    """Read messages until one of type `kind` arrives (5 s at most for each)."""
     while True:
-        msg = await ws.receive(timeout=timeout)
+        msg = await ws.receive(timeout=5.0)
         assert msg.type == WSMsgType.TEXT, msg
         data: dict[str, Any] = json.loads(msg.data)
         if data["type"] == kind:

@@ -42,6 +42,7 @@ class World:
     block_id: int
     booking_id: int
     serial: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    monday_booking: int = 0
 
     def next(self) -> int:
         return next(self.serial)
@@ -63,6 +64,32 @@ class World:
         """Return a date on `weekday` (0 = Monday) in a week no other request has used."""
         d = date(2026, 4, 6) + timedelta(weeks=self.next())
         return d + timedelta(days=weekday)
+
+    async def visit_now(self) -> dict[str, Any]:
+        """Book the worker's slot that starts now (Monday 09:00, cancelling the last such booking)."""
+        if self.monday_booking:
+            await ok(
+                await self.client.post(
+                    f"/api/bookings/{self.monday_booking}/cancel", json={}, headers=self.admin
+                )
+            )
+        body = {"worker_id": self.worker_id, "case_id": self.case_id, "start": "2026-03-02T09:00:00-08:00"}
+        out: dict[str, Any] = await ok(
+            await self.client.post("/api/bookings", json=body, headers=self.admin), 201
+        )
+        self.monday_booking = int(out["id"])
+        return out
+
+    async def waiting_client(self) -> tuple[int, int]:
+        """Check a client in to a visit that starts now; return (visit id, participant id)."""
+        booking = await self.visit_now()
+        token = booking["client_join_url"].rsplit("/", 1)[1]
+        joined = await ok(await self.client.post(f"/api/join/{token}", json={"consent": True}))
+        return int(booking["visit_id"]), int(joined["participant_id"])
+
+    async def visit_id(self) -> int:
+        out = await ok(await self.client.get(f"/api/bookings/{await self.booking()}", headers=self.admin))
+        return int(out["visit_id"])
 
     async def block(self) -> int:
         """Publish a one-day block on a Monday of its own (as admin) and return its id."""
@@ -189,6 +216,35 @@ async def _invite(w: World) -> Req:
     return Req("GET", f"/api/bookings/{w.booking_id}/invite.ics")
 
 
+async def _get_visit(w: World) -> Req:
+    return Req("GET", f"/api/visits/{await w.visit_id()}")
+
+
+async def _admit(w: World) -> Req:
+    visit_id, participant_id = await w.waiting_client()
+    return Req("POST", f"/api/visits/{visit_id}/admit", {"participant_id": participant_id})
+
+
+async def _end(w: World) -> Req:
+    return Req("POST", f"/api/visits/{await w.visit_id()}/end", {})
+
+
+async def _uplink(w: World) -> Req:
+    # A scheduled visit: the worker may send audio only once the call runs (409); nobody else may.
+    return Req("POST", f"/api/visits/{await w.visit_id()}/uplink", {"type": "offer", "sdp": "v=0"})
+
+
+async def _join(w: World) -> Req:
+    token = (await w.visit_now())["client_join_url"].rsplit("/", 1)[1]
+    return Req("POST", f"/api/join/{token}", {"consent": False, "device": "phone"})
+
+
+async def _kiosk(w: World) -> Req:
+    return Req("POST", "/api/kiosk/check-in", {"code": (await w.visit_now())["kiosk_code"]})
+
+
+PUBLIC = {role: 200 for role in ROLES}
+
 # (method, path) of every route -> how to call it on the worker's records, and what each role gets.
 TABLE: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
     ("POST", "/api/session"): (_login, {role: 200 for role in ROLES}),
@@ -209,6 +265,13 @@ TABLE: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
     ("POST", "/api/bookings/{booking_id}/cancel"): (_cancel, write(200)),
     ("POST", "/api/bookings/{booking_id}/reschedule"): (_reschedule, write(200)),
     ("GET", "/api/bookings/{booking_id}/invite.ics"): (_invite, READ),
+    ("GET", "/api/visits/{visit_id}"): (_get_visit, READ),
+    ("POST", "/api/visits/{visit_id}/admit"): (_admit, write(200)),
+    ("POST", "/api/visits/{visit_id}/end"): (_end, write(200)),
+    ("POST", "/api/visits/{visit_id}/uplink"): (_uplink, expect(403, 403, 409)),
+    # A client's join link and a kiosk code are the credentials: who else is signed in does not matter.
+    ("POST", "/api/join/{join_token}"): (_join, PUBLIC),
+    ("POST", "/api/kiosk/check-in"): (_kiosk, PUBLIC),
 }
 
 
@@ -225,6 +288,18 @@ async def _world(client: Client, staff: Staff, as_role: Role) -> World:
     assert staff.worker.id is not None
     worker_id = staff.worker.id
     block = await publish(client, admin, worker_id)
+    # This Monday morning only: a slot that starts right now, for the visit routes.
+    await publish(
+        client,
+        admin,
+        worker_id,
+        weekdays=["MO"],
+        start_time="09:00",
+        end_time="10:00",
+        slot_minutes=60,
+        starts_on="2026-03-02",
+        until="2026-03-02",
+    )
     case_id = await open_case(client, admin, worker_id)
     w = World(client, staff, admin, worker_id, case_id, int(block["id"]), 0)
     w.booking_id = await w.booking()
