@@ -41,6 +41,7 @@ CHROMIUM_ARGS = [
     "--use-fake-device-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
 ]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SPEECH = "Hello, this is Maria. I am calling about my rent and the food benefits renewal for next month."
 
 
@@ -149,9 +150,12 @@ async def test_a_visit_from_link_to_end(served: tuple[str, int, str, Path], brow
     await consent.check()
     await client.get_by_role("button", name="Join visit").click()
     await expect(client.locator("#waiting-status")).to_contain_text("has been told you are here")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await client.screenshot(path=ARTIFACTS / "visit-client-waiting.png", full_page=True)
 
     # The worker is alerted and admits.
     await expect(worker.get_by_role("alert")).to_contain_text("Maria Lopez is waiting")
+    await worker.screenshot(path=ARTIFACTS / "visit-worker-waiting.png", full_page=True)
     await worker.get_by_role("button", name="Admit Maria Lopez").click()
     await client.wait_for_function("window.lastmile.pcState === 'connected'", timeout=20_000)
     await worker.wait_for_function(
@@ -161,8 +165,23 @@ async def test_a_visit_from_link_to_end(served: tuple[str, int, str, Path], brow
         "window.lastmile.uplink() && window.lastmile.uplink().connectionState === 'connected'"
     )
     await expect(worker.locator("#call-status")).to_contain_text("Connected")
+    await client.screenshot(path=ARTIFACTS / "visit-client-call.png", full_page=True)
+    await worker.screenshot(path=ARTIFACTS / "visit-worker-call.png", full_page=True)
     # Let the client's speech reach the server.
-    await client.wait_for_timeout(7_000)
+    await client.wait_for_timeout(4_000)
+
+    # The phone drops every connection at once (as on a switch from Wi-Fi to mobile data):
+    # it rebuilds them by itself, without checking in again, and the visit carries on.
+    await client.evaluate(
+        "() => { const l = window.lastmile; l.socket().ws.close(); l.pc().close(); l.uplink().close(); }"
+    )
+    await client.wait_for_function(
+        "window.lastmile.pcState === 'connected'"
+        " && window.lastmile.uplink()?.connectionState === 'connected'",
+        timeout=20_000,
+    )
+    await expect(worker.locator("#people")).to_contain_text("Maria Lopez (client): connected")
+    await client.wait_for_timeout(3_000)
     worker.once("dialog", lambda dialog: dialog.accept())
     await worker.get_by_role("button", name="End visit").click()
     await expect(client.get_by_text("The visit has ended")).to_be_visible()
@@ -172,14 +191,21 @@ async def test_a_visit_from_link_to_end(served: tuple[str, int, str, Path], brow
     folder = data_dir / "audio" / str(visit_id)
     sidecars = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
     speakers = sorted(str(side["speaker"]).split(":")[0] for side in sidecars)
-    assert speakers == ["client", "worker"], sidecars  # one clean track per speaker
-    (client_part,) = [side for side in sidecars if str(side["speaker"]).startswith("client:")]
-    wav_path = folder / f"{client_part['participant_id']}-{client_part['part']}.wav"
-    with wave.open(str(wav_path)) as w:
-        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
-        samples = array.array("h", w.readframes(w.getnframes()))
+    assert set(speakers) == {"client", "worker"}, sidecars  # one clean track per speaker
+    client_parts = sorted(
+        (side for side in sidecars if str(side["speaker"]).startswith("client:")),
+        key=lambda side: side["part"],
+    )
+    # The rebuilt uplink is a second part of the same speaker, later on the visit's timeline.
+    assert [side["part"] for side in client_parts] == [1, 2], client_parts
+    assert client_parts[1]["offset"] > client_parts[0]["offset"] + 3
+    samples: array.array[int] = array.array("h")
+    for part in client_parts:
+        with wave.open(str(folder / f"{part['participant_id']}-{part['part']}.wav")) as w:
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
+            samples.extend(array.array("h", w.readframes(w.getnframes())))
     seconds = len(samples) / 16000
-    assert seconds > 5, f"only {seconds:.1f} s of the client's audio"
+    assert seconds > 6, f"only {seconds:.1f} s of the client's audio"
     windows = [rms(samples[i : i + 8000]) for i in range(0, len(samples) - 8000, 8000)]
     # The fake microphone plays two seconds of silence, then the sentence: both must show.
     assert max(windows) > 20 * max(1.0, min(windows)), windows

@@ -13,7 +13,8 @@ let socket = null;
 let pc = null; // to the worker's browser
 let uplink = null; // to the server
 let workerId = null;
-window.lastmile = { state: "checking", pc: () => pc, uplink: () => uplink };
+// Read by the browser tests (and handy in the console): the live connections.
+window.lastmile = { state: "checking", pc: () => pc, uplink: () => uplink, socket: () => socket };
 
 function show(id) {
   for (const s of ["check", "consent", "waiting", "call", "ended"]) $(s).hidden = !id.includes(s);
@@ -97,19 +98,23 @@ async function join(event) {
 
 function onStatus(status) {
   if (status === "reconnecting") $("call-status").textContent = "Reconnecting…";
-  if (status === "open" && !$("call").hidden) $("call-status").textContent = "Connecting to your caseworker…";
+  if (status === "open" && inCall) {
+    // Back after a drop: same participant, no new check-in; rebuild the media.
+    $("call-status").textContent = `Connecting to ${workerName}…`;
+    resume();
+  }
 }
 
 async function onMessage(msg) {
   if (msg.type === "state") {
     workerId = msg.workers && msg.workers.length ? msg.workers[0] : null;
-    if (msg.admitted) return enterCall();
+    if (msg.admitted) { if (!inCall) await enterCall(); return; }
     $("waiting-status").textContent = msg.worker_present
       ? `${msg.worker_name} has been told you are here and will let you in soon.`
       : `${msg.worker_name} will see that you are waiting as soon as they open your visit.`;
   } else if (msg.type === "admitted") {
     beep(660);
-    await enterCall();
+    if (!inCall) await enterCall();
   } else if (msg.type === "signal") {
     await onSignal(msg.from, msg.data);
   } else if (msg.type === "ended") {
@@ -121,26 +126,38 @@ async function onMessage(msg) {
 
 let inCall = false;
 async function enterCall() {
-  if (inCall) { socket.send({ type: "ready" }); return; }
   inCall = true;
   show(["call"]);
   $("self").srcObject = stream;
   $("call-status").textContent = `Connecting to ${workerName}…`;
-  socket.send({ type: "ready" });
-  if (participant.recording) await restartUplink();
+  await resume();
 }
 
+// Ask the worker's browser for a fresh connection, and rebuild the uplink if it is down.
+async function resume() {
+  socket.send({ type: "ready" });
+  if (participant.recording && !uplinkStarting && (!uplink || uplink.connectionState !== "connected")) {
+    await restartUplink();
+  }
+}
+
+let uplinkStarting = false;
 async function restartUplink() {
+  if (uplinkStarting) return;
+  uplinkStarting = true;
   if (uplink) uplink.close();
   uplink = null;
   try {
     uplink = await startUplink(visitId, stream, participant.ice_servers, { "X-Participant-Token": participant.participant_token });
+    const mine = uplink;
     uplink.onconnectionstatechange = () => {
-      if (uplink && uplink.connectionState === "failed") setTimeout(restartUplink, 500);
+      if (uplink === mine && mine.connectionState === "failed") setTimeout(restartUplink, 500);
     };
   } catch (err) {
     console.warn("uplink:", err.message);
     setTimeout(restartUplink, 2000);
+  } finally {
+    uplinkStarting = false;
   }
 }
 
@@ -157,8 +174,8 @@ async function onSignal(from, data) {
       if (pc.connectionState === "connected") $("call-status").textContent = `Connected to ${workerName}.`;
       if (pc.connectionState === "failed" || pc.connectionState === "disconnected") {
         $("call-status").textContent = "Reconnecting…";
-        setTimeout(() => { if (pc && pc.connectionState !== "connected") socket.send({ type: "ready" }); }, 1500);
-        if (participant.recording && (!uplink || uplink.connectionState !== "connected")) restartUplink();
+        const stale = pc;
+        setTimeout(() => { if (pc === stale && pc.connectionState !== "connected") resume(); }, 1500);
       }
     };
     await pc.setRemoteDescription(data.sdp);

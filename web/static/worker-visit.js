@@ -5,6 +5,8 @@ const root = document.getElementById("visit");
 const $ = (id) => document.getElementById(id);
 const visitId = root.dataset.visitId;
 const canAct = root.dataset.canAct === "yes";
+const zone = root.dataset.tz || undefined; // times in the worker's zone, like the rest of Lastmile
+const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", timeZone: zone });
 let me = null;
 let iceServers = [];
 let stream = null;
@@ -27,7 +29,7 @@ async function media() {
 function alertWaiting(p) {
   const el = $("alert");
   el.hidden = false;
-  el.textContent = `${p.name} is waiting (joined ${new Date(p.joined_at).toLocaleTimeString()}, on a ${p.device}).`;
+  el.textContent = `${p.name} is waiting (since ${clock(p.joined_at)}, on a ${p.device}).`;
   beep();
   document.title = `(${announced.size}) waiting · Lastmile`;
 }
@@ -49,8 +51,8 @@ function render(state) {
   for (const p of waiting) {
     if (!announced.has(p.id)) { announced.add(p.id); alertWaiting(p); }
     const li = document.createElement("li");
-    li.className = "slot";
-    const since = new Date(p.joined_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    li.className = "waiting";
+    const since = clock(p.joined_at);
     const consent = p.consent ? "agreed to recording" : "declined recording";
     li.append(`${p.name} · waiting since ${since} · ${p.device} · ${consent}` + (p.presence === "reconnecting" ? " · reconnecting…" : ""));
     if (canAct) {
