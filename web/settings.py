@@ -26,9 +26,21 @@ class Settings:
     join_grace_minutes: int = 30
     db_threads: int = 8
     ice_servers: str = "[]"
+    server_ice_servers: str = "[]"
     visit_grace_seconds: float = 20.0
     visit_empty_seconds: float = 300.0
     log_format: str = "json"
+    smtp_url: str = ""  # smtp://user:pass@host:587?starttls=1 or smtps://host:465; empty: file outbox
+    smtp_timeout_seconds: float = 30.0
+    mail_from: str = ""  # e.g. "Agency <visits@agency.org>"; the organizer of every invite
+    sms_url: str = ""  # a Twilio-compatible Messages endpoint, account:token@ in the URL; empty: file outbox
+    sms_from: str = ""
+    reminder_minutes: str = "1440,60,10"  # reminders this many minutes before a visit
+    outbox_max_attempts: int = 5
+    outbox_retry_seconds: float = 60.0  # first retry; doubles each attempt
+    outbox_poll_seconds: float = 60.0  # safety-net wake-up for rows other processes wrote
+    outbox_sender: bool = True  # run the reminder sender in this process
+    client_cutoff_hours: int = 24  # clients may reschedule or cancel up to this long before
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

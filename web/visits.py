@@ -86,7 +86,10 @@ def visits_ctx(app: web.Application) -> AsyncIterator[None]:
         settings = rt.settings
         ice = parse_ice_servers(settings.ice_servers)
         store = AudioStore(settings.data_dir / "audio")
-        uplinks = UplinkRegistry(store, ice_servers=_rtc_servers(ice))
+        # The server's own ICE servers are separate from the browsers': an unreachable STUN
+        # server would cost every uplink 5 s, and loopback or LAN needs none.
+        server_ice = parse_ice_servers(settings.server_ice_servers)
+        uplinks = UplinkRegistry(store, ice_servers=_rtc_servers(server_ice) or None, clock=rt.clock)
 
         async def gone(visit_id: int, participant_id: int) -> None:
             await rt.db.write(lifecycle.leave, participant_id, rt.clock())
@@ -113,6 +116,7 @@ def visits_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         await hub.close()
         await uplinks.close()
+        store.close()
 
     return ctx(app)
 
