@@ -1,0 +1,20 @@
+"""Visits: the lifecycle in the case record, live presence, the audio uplink and its store."""
+
+from visits.audio import AudioPart, AudioStore, PartWriter
+from visits.hub import Peer, VisitHub
+from visits.lifecycle import JoinInfo, VisitSnapshot
+from visits.uplink import AudioSink, UplinkError, UplinkKey, UplinkRegistry
+
+__all__ = [
+    "AudioPart",
+    "AudioSink",
+    "AudioStore",
+    "JoinInfo",
+    "PartWriter",
+    "Peer",
+    "UplinkError",
+    "UplinkKey",
+    "UplinkRegistry",
+    "VisitHub",
+    "VisitSnapshot",
+]
