@@ -181,7 +181,11 @@ async def test_a_visit_from_link_to_end(served: tuple[str, int, str, Path], brow
         timeout=20_000,
     )
     await expect(worker.locator("#people")).to_contain_text("Maria Lopez (client): connected")
-    await client.wait_for_timeout(3_000)
+    # What she says is captioned live on both pages while the visit runs.
+    # (Both browsers' fake microphones play the same sentence.)
+    heard = worker.locator("#captions li", has_text="Client:").first
+    await expect(heard).to_contain_text("rent", timeout=20_000)
+    await expect(client.locator("#captions li", has_text="You:").first).to_be_visible()
     worker.once("dialog", lambda dialog: dialog.accept())
     await worker.get_by_role("button", name="End visit").click()
     await expect(client.get_by_text("The visit has ended")).to_be_visible()
@@ -210,3 +214,57 @@ async def test_a_visit_from_link_to_end(served: tuple[str, int, str, Path], brow
     # The fake microphone plays two seconds of silence, then the sentence: both must show.
     assert max(windows) > 20 * max(1.0, min(windows)), windows
     assert sum(w > 500 for w in windows) >= 4, windows  # at least two seconds of speech
+
+
+async def test_a_kiosk_visit_without_recording(served: tuple[str, int, str, Path], browser: Browser) -> None:
+    """At a library kiosk: type the code, decline recording, talk, and the kiosk forgets it all."""
+    base, visit_id, _, data_dir = served
+    worker = await _worker_page(browser, base, visit_id)
+    kiosk_ctx = await browser.new_context(
+        viewport={"width": 1024, "height": 768}, permissions=["camera", "microphone"], bypass_csp=True
+    )
+    kiosk_ctx.set_default_timeout(15_000)
+    kiosk = await kiosk_ctx.new_page()
+    await kiosk.goto(f"{base}/kiosk")
+    await kiosk.get_by_label("Type the 6-digit code from your invitation").fill("000000")
+    await kiosk.get_by_role("button", name="Continue").click()
+    await expect(kiosk.get_by_role("alert")).to_contain_text("no visit has that code")
+    kiosk_code = await _kiosk_code(base, worker, visit_id)
+    await kiosk.get_by_label("Type the 6-digit code from your invitation").fill(kiosk_code)
+    await kiosk.get_by_role("button", name="Continue").click()
+    await expect(kiosk.get_by_text("Your visit with Wren")).to_be_visible()
+    await expect(kiosk.get_by_text("Camera: working")).to_be_visible()
+    # The consent box stays empty: the visit goes ahead, unrecorded.
+    await kiosk.get_by_role("button", name="Join visit").click()
+    await expect(worker.get_by_role("alert")).to_contain_text("on a kiosk")
+    await expect(worker.locator("#waiting-list")).to_contain_text("declined recording")
+    await worker.get_by_role("button", name="Admit Maria Lopez").click()
+    await kiosk.wait_for_function("window.lastmile.pcState === 'connected'", timeout=20_000)
+    await expect(kiosk.locator("#recording-note")).to_have_text("This visit is not recorded.")
+    await kiosk.wait_for_timeout(2_000)
+    worker.once("dialog", lambda dialog: dialog.accept())
+    await worker.get_by_role("button", name="End visit").click()
+    await expect(kiosk.get_by_text("The visit has ended")).to_be_visible()
+    # The kiosk resets itself and keeps nothing of the client.
+    await expect(kiosk.get_by_label("Type the 6-digit code from your invitation")).to_be_visible(
+        timeout=20_000
+    )
+    assert await kiosk.evaluate("() => sessionStorage.length + localStorage.length") == 0
+    assert (await kiosk_ctx.cookies()) == [
+        c for c in await kiosk_ctx.cookies() if c["name"] == "lastmile_kiosk"
+    ]
+    # No audio of anyone went to the server.
+    assert not list((data_dir / "audio" / str(visit_id)).glob("*.wav"))
+
+
+async def _kiosk_code(base: str, worker: Page, visit_id: int) -> str:
+    """Read the visit's kiosk code as the signed-in worker sees it (from the booking)."""
+    code: str = await worker.evaluate(
+        """async (id) => {
+            const visit = await (await fetch(`/api/visits/${id}`)).json();
+            const booking = await (await fetch(`/api/bookings/${visit.booking_id}`)).json();
+            return booking.kiosk_code;
+        }""",
+        visit_id,
+    )
+    return code
