@@ -35,6 +35,8 @@ class User(SQLModel, table=True):
         default=None, sa_column=Column(Integer, ForeignKey("users.id"), nullable=True, index=True)
     )
     feed_token: str = Field(max_length=64, unique=True)
+    # The secret of the worker's walk-in link (/w/<token>); made when first needed.
+    walkin_token: str | None = Field(default=None, sa_column=Column(String(64), unique=True, nullable=True))
     active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
@@ -224,3 +226,109 @@ class AuthSession(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=_ts())
     ip: str | None = Field(default=None, max_length=64)
     user_agent: str | None = Field(default=None, max_length=300)
+
+
+OUTBOX_PENDING = "pending"
+OUTBOX_SENDING = "sending"
+OUTBOX_SENT = "sent"
+OUTBOX_FAILED = "failed"
+OUTBOX_WITHDRAWN = "withdrawn"
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One message to a client or worker, written in the transaction of the change that causes it.
+
+    `key` is unique: `b<booking>:<kind>:<channel>`, plus `:s<sequence>` for the kinds that
+    depend on the booking's time (reminders, rescheduled), so a reschedule sends new ones once.
+    """
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (Index("ix_outbox_state_due", "state", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=120, unique=True)
+    booking_id: int = Field(foreign_key="bookings.id", index=True)
+    kind: str = Field(max_length=30)
+    channel: str = Field(max_length=10)  # "email" or "sms"
+    audience: str = Field(default="client", max_length=10)  # "client" or "worker"
+    recipient: str = Field(max_length=254)
+    sequence: int = 0
+    due_at: datetime = Field(sa_column=_ts())
+    state: str = Field(default=OUTBOX_PENDING, max_length=12)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    claimed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    claim_token: str | None = Field(default=None, max_length=64)
+    sent_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class ClientLink(SQLModel, table=True):
+    """The secret link of a client's own page for one booking; it stops working after the visit."""
+
+    __tablename__ = "client_links"
+
+    id: int | None = Field(default=None, primary_key=True)
+    booking_id: int = Field(sa_column=Column(Integer, ForeignKey("bookings.id"), unique=True, nullable=False))
+    token: str = Field(max_length=64, unique=True)
+    expires_at: datetime = Field(sa_column=_ts())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class SmsOptOut(SQLModel, table=True):
+    """A phone number that answered STOP: it gets no more SMS until it answers START."""
+
+    __tablename__ = "sms_opt_outs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    phone: str = Field(max_length=32, unique=True)
+    at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class TranscriptSegment(SQLModel, table=True):
+    """One transcribed stretch of one speaker, in seconds from the visit's start."""
+
+    __tablename__ = "transcript_segments"
+    __table_args__ = (
+        UniqueConstraint("visit_id", "speaker", "start_ms", name="uq_segment_visit_speaker_start"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    visit_id: int = Field(foreign_key="visits.id", index=True)
+    participant_id: int = Field(foreign_key="visit_participants.id")
+    speaker: str = Field(max_length=40)  # "worker:12" / "client:7"
+    start_ms: int
+    end_ms: int
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    words: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON [[start, end, word, p]]
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Note(SQLModel, table=True):
+    """A visit's note: drafted once when the visit ends, edited and signed by the worker, reviewed.
+
+    `draft` is what the drafter produced (kept as it was); `body` is the worker's version.
+    A signed note is never edited in place.
+    """
+
+    __tablename__ = "notes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    visit_id: int = Field(sa_column=Column(Integer, ForeignKey("visits.id"), unique=True, nullable=False))
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    worker_id: int = Field(foreign_key="users.id", index=True)
+    status: str = Field(default="draft", max_length=12)  # draft, signed, approved, returned
+    drafter: str = Field(max_length=80)
+    draft: str = Field(sa_column=Column(Text, nullable=False))  # JSON
+    body: str = Field(sa_column=Column(Text, nullable=False))  # JSON, the worker's edits
+    version: int = 1
+    signed_by: int | None = Field(default=None, foreign_key="users.id")
+    signed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    reviewed_by: int | None = Field(default=None, foreign_key="users.id")
+    reviewed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    review_comment: str | None = Field(default=None, max_length=2000)
+    audio_deleted_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    audio_deleted: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON file list
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())

@@ -28,7 +28,18 @@ from caserecord.models import (
     User,
     Visit,
 )
-from scheduler.rules import BlockRule, Mode, RuleError, Slot, compute_slots, find_slot, rules_overlap, zone
+from scheduler import outbox
+from scheduler.rules import (
+    BlockRule,
+    Mode,
+    RuleError,
+    Slot,
+    compute_slots,
+    find_slot,
+    occurrences,
+    rules_overlap,
+    zone,
+)
 
 EARLIEST = date(2000, 1, 1)
 LATEST = date(2100, 12, 31)
@@ -55,10 +66,18 @@ class BlockSpec:
 
 @dataclass(frozen=True, slots=True)
 class JoinPolicy:
-    """When a client's join link works: from `early` before the start to `grace` after the end."""
+    """When a client's join link works: from `early` before the start to `grace` after the end.
+
+    `reminders` says how long before the start the client is reminded.
+    """
 
     early: timedelta = timedelta(minutes=15)
     grace: timedelta = timedelta(minutes=30)
+    reminders: tuple[timedelta, ...] = outbox.DEFAULT_REMINDERS
+
+    @property
+    def outbox(self) -> outbox.OutboxPolicy:
+        return outbox.OutboxPolicy(reminders=self.reminders)
 
 
 def to_zone(name: str) -> ZoneInfo:
@@ -371,6 +390,7 @@ def book(
     )
     s.add(visit)
     s.flush()
+    outbox.on_booked(s, booking, now, join.outbox)
     audit.record(
         s,
         actor,
@@ -416,7 +436,13 @@ def _cancel(s: Session, actor: Actor, booking: Booking, now: datetime, reason: s
         visit.status = "cancelled"
         visit.kiosk_code = None
         s.add(visit)
+    outbox.on_cancelled(s, booking, now)
     audit.record(s, actor, "booking.cancel", "booking", booking.id, case_id=booking.case_id, reason=reason)
+
+
+def cancel_booking(s: Session, actor: Actor, booking: Booking, reason: str, now: datetime) -> None:
+    """Cancel a booking the caller may change (checked already)."""
+    _cancel(s, actor, booking, now, reason)
 
 
 def cancel(
@@ -444,9 +470,27 @@ def reschedule(
 ) -> tuple[Booking, Visit | None]:
     """Move a booking to another slot of the same worker; same UID, higher SEQUENCE."""
     booking = _writable_booking(s, actor, booking_id)
+    return move(s, actor, booking, start, now, join)
+
+
+def move(
+    s: Session,
+    actor: Actor,
+    booking: Booking,
+    start: datetime,
+    now: datetime,
+    join: JoinPolicy = JoinPolicy(),
+    *,
+    missed: bool = False,
+) -> tuple[Booking, Visit | None]:
+    """Move a booking the caller may change (checked already) to another slot of its worker.
+
+    `missed` moves a visit the client did not come to (a no-show), even when its time is over.
+    """
+    booking_id = booking.id
     if booking.status != BOOKING_ACTIVE:
         raise Conflict(f"booking {booking_id} is {booking.status}")
-    if booking.end_at <= now:
+    if booking.end_at <= now and not missed:
         raise Conflict(f"booking {booking_id} is over")
     rule, slot_start, slot_end = _slot_for(s, booking.worker_id, start, now)
     if slot_start == booking.start_at:
@@ -464,7 +508,10 @@ def reschedule(
     if visit is not None:
         visit.join_opens_at = slot_start - join.early
         visit.join_expires_at = slot_end + join.grace
+        if missed and visit.status == "no_show":
+            visit.status = "scheduled"
         s.add(visit)
+    outbox.on_rescheduled(s, booking, now, join.outbox)
     audit.record(
         s,
         actor,
@@ -489,3 +536,27 @@ def worker_bookings(
     if not include_cancelled:
         q = q.where(Booking.status == BOOKING_ACTIVE)
     return list(s.exec(q.order_by(col(Booking.start_at))))
+
+
+def walk_in_window(s: Session, worker_id: int, now: datetime) -> tuple[datetime, datetime] | None:
+    """Return the worker's walk-in hours open at `now` (start, end), if any."""
+    rules = [r for r in load_rules(s, [worker_id]) if r.mode == "walk_in"]
+    for rule in rules:
+        day = now.astimezone(rule.tz).date()
+        for start, end in occurrences(rule, day - timedelta(days=1), day):
+            if start.astimezone(UTC) <= now < end.astimezone(UTC):
+                return start, end
+    return None
+
+
+def next_walk_in(s: Session, worker_id: int, now: datetime) -> datetime | None:
+    """Return when the worker's walk-in hours next open (within four weeks), if ever."""
+    found: list[datetime] = []
+    for rule in load_rules(s, [worker_id]):
+        if rule.mode != "walk_in":
+            continue
+        day = now.astimezone(rule.tz).date()
+        found += [
+            st for st, _ in occurrences(rule, day, day + timedelta(days=28)) if st.astimezone(UTC) > now
+        ]
+    return min(found, key=lambda d: d.astimezone(UTC)) if found else None

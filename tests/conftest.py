@@ -136,11 +136,12 @@ AppMaker = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
 @pytest.fixture
-async def make_client(database: Database, clock: Clock) -> AsyncIterator[AppMaker]:
+async def make_client(database: Database, clock: Clock, tmp_path: Path) -> AsyncIterator[AppMaker]:
     """Start the real app on 127.0.0.1 (a real socket) against the test database."""
     clients: list[TestClient[web.Request, web.Application]] = []
 
     async def make(**settings: Any) -> TestClient[web.Request, web.Application]:
+        settings.setdefault("data_dir", tmp_path / "var")  # audio and file outboxes stay in the test's folder
         app = create_app(make_settings(**settings), clock=clock, database=database, run_migrations=False)
         client = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()

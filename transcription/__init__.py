@@ -6,20 +6,46 @@ back through its callback, in visit time, as soon as each utterance is transcrib
 
 from transcription.audio import SAMPLE_RATE, pcm_to_float, read_audio
 from transcription.engine import Engine, EngineOptions, EngineStats, transcribe_file
+from transcription.llm import OpenAICompatibleDrafter
 from transcription.model import ModelNotFoundError
+from transcription.note import (
+    ActionItem,
+    DeterministicDrafter,
+    Drafter,
+    DraftNote,
+    FollowUp,
+    NoteHeader,
+    Quote,
+    RiskFlag,
+    VisitContext,
+    draft_note,
+)
 from transcription.results import Segment, Word
+from transcription.risk import RiskCategory
 from transcription.stream import SegmenterOptions, StreamingTranscriber
 
 __all__ = [
     "SAMPLE_RATE",
+    "ActionItem",
+    "DeterministicDrafter",
+    "DraftNote",
+    "Drafter",
     "Engine",
     "EngineOptions",
     "EngineStats",
+    "FollowUp",
     "ModelNotFoundError",
+    "NoteHeader",
+    "OpenAICompatibleDrafter",
+    "Quote",
+    "RiskCategory",
+    "RiskFlag",
     "Segment",
     "SegmenterOptions",
     "StreamingTranscriber",
+    "VisitContext",
     "Word",
+    "draft_note",
     "pcm_to_float",
     "read_audio",
     "transcribe_file",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlmodel import Session, col, select
@@ -374,3 +374,94 @@ def read_visit(s: Session, actor: Actor, visit_id: int) -> VisitSnapshot:
     require_case(s, actor, snap.case_id)
     audit.record(s, actor, "visit.read", "visit", visit_id, case_id=snap.case_id)
     return snap
+
+
+def walkin_worker(s: Session, token: str) -> User:
+    """Return the worker behind a walk-in link, or raise NotFound."""
+    user = s.exec(select(User).where(User.walkin_token == token)).first() if 20 <= len(token) <= 64 else None
+    if user is None or not user.active or user.id is None:
+        raise NotFound("this walk-in link is not valid")
+    return user
+
+
+def walkin_link_token(s: Session, actor: Actor, worker_id: int) -> str:
+    """Return the worker's walk-in link secret, making it the first time."""
+    worker = require_worker_write(s, actor, worker_id)
+    if worker.walkin_token is None:
+        worker.walkin_token = secrets.token_urlsafe(24)
+        s.add(worker)
+        s.flush()
+    assert worker.walkin_token is not None
+    return worker.walkin_token
+
+
+def walk_in(
+    s: Session,
+    worker: User,
+    window_end: datetime,
+    *,
+    name: str,
+    phone: str | None,
+    consent: bool,
+    device: str,
+    via: str,
+    now: datetime,
+    ip: str | None,
+    grace: timedelta,
+) -> tuple[VisitParticipant, str, Visit]:
+    """Put a walk-in client in the worker's queue: a new client and case, and a visit they wait in.
+
+    The worker links the visit to the client's existing case later if there is one.
+    """
+    from caserecord.cases import create_case  # a walk-in opens its own case
+
+    assert worker.id is not None
+    name = " ".join(name.split())
+    if not 1 <= len(name) <= 100:
+        raise Invalid("tell us your name (up to 100 characters)")
+    system = Actor(None, "client", ip)
+    # Cases are opened on the worker's behalf; the audit log names the walk-in as the source.
+    case, client = create_case(
+        s, Actor(worker.id, "worker", ip), worker_id=worker.id, client_name=name, phone=phone, title="Walk-in"
+    )
+    assert case.id is not None
+    visit = Visit(
+        case_id=case.id,
+        worker_id=worker.id,
+        status="waiting",
+        join_token=secrets.token_urlsafe(32),
+        join_opens_at=now,
+        join_expires_at=window_end + grace,
+        created_at=now,
+    )
+    s.add(visit)
+    s.flush()
+    assert visit.id is not None
+    token = secrets.token_urlsafe(32)
+    part = VisitParticipant(
+        visit_id=visit.id,
+        kind="client",
+        name=client.name,
+        via="kiosk" if via == "kiosk" else "link",
+        device=device if device in DEVICES else "unknown",
+        token_hash=token_digest(token),
+        consent=consent,
+        state="waiting",
+        joined_at=now,
+    )
+    s.add(part)
+    visit.recording = consent
+    s.add(visit)
+    s.flush()
+    audit.record(
+        s,
+        system,
+        "visit.walk_in",
+        "visit",
+        visit.id,
+        case_id=case.id,
+        participant_id=part.id,
+        consent=consent,
+        device=part.device,
+    )
+    return part, token, visit

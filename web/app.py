@@ -12,8 +12,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from caserecord.db import Database, make_engine, migrate, sqlite_path
 from caserecord.types import utcnow
+from web.admin_pages import sender_ctx
 from web.api import api, calendar_feed
 from web.auth import identity_middleware
+from web.client_pages import install_client_pages
+from web.note_pages import install_note_pages
+from web.notes import install_notes
 from web.pages import install_pages
 from web.problems import problem_middleware
 from web.routing import json_response
@@ -37,6 +41,7 @@ def create_app(
     """Build the app: one cleanup context per resource, routes, pages and middlewares."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[problem_middleware, identity_middleware])
     app.cleanup_ctx.append(_database_ctx(settings, clock, database, run_migrations))
+    app.cleanup_ctx.append(sender_ctx)
     api.install(app)
     app.router.add_get("/api/openapi.json", openapi_document)
     app.router.add_get("/calendar/{token}.ics", calendar_feed)
@@ -44,6 +49,9 @@ def create_app(
     app.router.add_get("/metrics", metrics)
     install_pages(app)
     install_visits(app)
+    install_notes(app)
+    install_note_pages(app)
+    install_client_pages(app)
     return app
 
 

@@ -18,10 +18,12 @@ from multidict import MultiDictProxy
 from sqlmodel import Session, col, select
 
 from caserecord import access, accounts
+from caserecord.audit import Actor
 from caserecord.errors import Invalid, RecordError, Unauthenticated
-from caserecord.models import Booking, Case, Client, OfficeHourBlock, User, Visit
+from caserecord.models import Booking, Case, Client, Note, OfficeHourBlock, User, Visit
 from scheduler import service
 from scheduler.rules import WEEKDAYS, Slot
+from visits.lifecycle import walkin_link_token
 from web.auth import check_csrf, clear_session_cookie, end_session, set_session_cookie
 from web.problems import ProblemError
 from web.routing import client_ip
@@ -361,6 +363,18 @@ def _weeks(
     return week_views, changes
 
 
+def _notes_to_sign(s: Session, actor: Actor, worker_id: int) -> list[dict[str, Any]]:
+    """Return the worker's draft and returned notes with the client's name, newest first."""
+    rows = s.exec(
+        select(Note, Client)
+        .join(Case, col(Case.id) == col(Note.case_id))
+        .join(Client, col(Client.id) == col(Case.client_id))
+        .where(Note.worker_id == worker_id, col(Note.status).in_(("draft", "returned")))
+        .order_by(col(Note.id).desc())
+    )
+    return [{"id": n.id, "status": n.status, "client": c.name, "created": n.created_at} for n, c in rows]
+
+
 def _worker_view(
     s: Session, ident: Identity, worker_id: int, rt: Runtime, weeks: int, book: str
 ) -> dict[str, Any]:
@@ -475,6 +489,12 @@ def _worker_view(
         "can_write": can_write,
         "case_options": case_options,
         "feed_url": f"{rt.settings.base_url}/calendar/{worker.feed_token}.ics" if can_write else None,
+        "to_sign": _notes_to_sign(s, actor, worker_id) if can_write else [],
+        "walkin_url": (
+            f"{rt.settings.base_url}/w/{walkin_link_token(s, actor, worker_id)}"
+            if can_write and any(b.mode == "walk_in" for b, _ in blocks)
+            else None
+        ),
         "weekdays": WEEKDAYS,
         "weeks": weeks,
         "link": link,
@@ -666,7 +686,9 @@ def _team_view(s: Session, ident: Identity, rt: Runtime) -> dict[str, Any]:
                 "next": upcoming[0].start_at.astimezone(ZoneInfo(user.timezone)) if upcoming else None,
             }
         )
-    return {"team": team}
+    from web.note_pages import notes_for  # the note pages import this module
+
+    return {"team": team, "to_review": notes_for(s, ident, ("signed",))}
 
 
 @_page

@@ -13,6 +13,7 @@ from caserecord.accounts import SessionPolicy
 from caserecord.audit import Actor
 from caserecord.db import Database
 from caserecord.models import User
+from scheduler.outbox import parse_reminders
 from scheduler.service import JoinPolicy
 from web.settings import Settings
 
@@ -60,6 +61,7 @@ class Runtime:
         return JoinPolicy(
             early=timedelta(minutes=self.settings.join_early_minutes),
             grace=timedelta(minutes=self.settings.join_grace_minutes),
+            reminders=parse_reminders(self.settings.reminder_minutes),
         )
 
 

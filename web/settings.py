@@ -27,6 +27,8 @@ class Settings:
     db_threads: int = 8
     ice_servers: str = "[]"
     server_ice_servers: str = "[]"
+    transcribe: bool = True
+    audio_retention_days: int = 0
     visit_grace_seconds: float = 20.0
     visit_empty_seconds: float = 300.0
     log_format: str = "json"
@@ -41,6 +43,7 @@ class Settings:
     outbox_poll_seconds: float = 60.0  # safety-net wake-up for rows other processes wrote
     outbox_sender: bool = True  # run the reminder sender in this process
     client_cutoff_hours: int = 24  # clients may reschedule or cancel up to this long before
+    no_show_minutes: int = 15  # a client not there this long after the start is a no-show; 0: off
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import json
 import logging
 import secrets
@@ -15,17 +17,22 @@ from zoneinfo import ZoneInfo
 from aiohttp import WSMsgType, web
 from aiortc import RTCIceServer
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from caserecord import audit, transcripts
+from caserecord.access import require_case
 from caserecord.audit import Actor
-from caserecord.errors import Conflict, Forbidden, RecordError
-from caserecord.models import Visit, VisitParticipant
+from caserecord.errors import Conflict, Forbidden, NotFound, RecordError
+from caserecord.models import Note, Visit, VisitParticipant
+from scheduler import service
+from transcription import Engine, EngineOptions, Segment, StreamingTranscriber
 from visits import lifecycle
-from visits.audio import AudioStore
+from visits.audio import AudioPart, AudioStore
 from visits.hub import Peer, VisitHub
-from visits.uplink import UplinkError, UplinkKey, UplinkRegistry
+from visits.uplink import AudioSink, UplinkError, UplinkKey, UplinkRegistry
 from web import schemas as S
 from web.api import api
+from web.notes import draft_visit_note
 from web.pages import render
 from web.problems import ProblemError
 from web.routing import Call, client_ip, json_response
@@ -89,7 +96,32 @@ def visits_ctx(app: web.Application) -> AsyncIterator[None]:
         # The server's own ICE servers are separate from the browsers': an unreachable STUN
         # server would cost every uplink 5 s, and loopback or LAN needs none.
         server_ice = parse_ice_servers(settings.server_ice_servers)
-        uplinks = UplinkRegistry(store, ice_servers=_rtc_servers(server_ice) or None, clock=rt.clock)
+        # One Whisper engine per process; the model loads on the first utterance, off the loop.
+        engine = Engine(EngineOptions.from_env()) if settings.transcribe else None
+
+        async def on_segment(visit_id: int, seg: Segment) -> None:
+            words = [(w.start, w.end, w.text, w.probability) for w in seg.words]
+            row = await rt.db.write(
+                transcripts.add_segment, visit_id, seg.speaker, seg.start, seg.end, seg.text, words
+            )
+            if row is not None:
+                caption = {
+                    "type": "caption",
+                    "speaker": seg.speaker.split(":")[0],
+                    "start": seg.start,
+                    "end": seg.end,
+                    "text": row.text,
+                }
+                await app[VISITS].hub.broadcast(visit_id, caption)
+
+        def sink_for(visit_id: int) -> AudioSink | None:
+            if engine is None:
+                return None
+            return StreamingTranscriber(engine, functools.partial(on_segment, visit_id))
+
+        uplinks = UplinkRegistry(
+            store, ice_servers=_rtc_servers(server_ice) or None, clock=rt.clock, sink_factory=sink_for
+        )
 
         async def gone(visit_id: int, participant_id: int) -> None:
             await rt.db.write(lifecycle.leave, participant_id, rt.clock())
@@ -115,8 +147,10 @@ def visits_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         yield
         await hub.close()
-        await uplinks.close()
+        await uplinks.close()  # finishes every visit's transcriber first
         store.close()
+        if engine is not None:
+            await asyncio.to_thread(engine.close)
 
     return ctx(app)
 
@@ -198,9 +232,14 @@ async def _end(
     rt = app[RUNTIME]
     services = app[VISITS]
     visit = await rt.db.write(lifecycle.end, actor, visit_id, reason, rt.clock(), check=check)
-    await services.uplinks.close_visit(visit_id)
     await services.hub.close_room(visit_id, {"type": "ended", "reason": reason})
     log.info("visit ended", extra={"visit_id": visit_id, "reason": reason})
+    # Finishing the uplinks transcribes each speaker's last utterance; then the note is drafted.
+    await services.uplinks.close_visit(visit_id)
+    try:
+        await draft_visit_note(app, visit_id)
+    except Exception:  # the visit has ended either way; the note is drafted again after a restart
+        log.exception("drafting the note failed", extra={"visit_id": visit_id})
     return visit
 
 
@@ -578,6 +617,220 @@ async def uplink(call: Call) -> web.StreamResponse:
     return json_response(SdpOut(type="answer", sdp=answer))
 
 
+class TranscriptLineOut(BaseModel):
+    speaker: Literal["worker", "client"]
+    name: str
+    start: float
+    end: float
+    text: str
+    audio_url: str | None = Field(default=None, description="The speaker's recording holding this line")
+    audio_at: float | None = Field(
+        default=None, description="Where in that recording the line starts, seconds"
+    )
+
+
+def _audio_of(parts: list[AudioPart], participant_id: int, start: float) -> tuple[str | None, float | None]:
+    for p in parts:
+        if p.participant_id == participant_id and p.offset - 0.5 <= start <= p.end + 0.5:
+            url = f"/api/visits/{p.visit_id}/audio/{p.participant_id}/{p.part}"
+            return url, round(max(0.0, start - p.offset), 2)
+    return None, None
+
+
+@api.add(
+    "GET",
+    "/api/visits/{visit_id}/transcript",
+    summary="The visit's transcript, one timeline",
+    roles=("admin", "supervisor", "worker"),
+    response=TranscriptLineOut,
+    many=True,
+    tag="visits",
+)
+async def get_transcript(call: Call) -> web.StreamResponse:
+    visit_id = call.path["visit_id"]
+    rows = await call.rt.db.write(transcripts.read_transcript, call.actor, visit_id)
+    parts = await asyncio.to_thread(call.request.app[VISITS].store.parts, visit_id)
+    lines = []
+    for row, who in rows:
+        url, at = _audio_of(parts, row.participant_id, row.start_ms / 1000)
+        lines.append(
+            TranscriptLineOut(
+                speaker="worker" if row.speaker.startswith("worker") else "client",
+                name=who.name if who is not None else "",
+                start=row.start_ms / 1000,
+                end=row.end_ms / 1000,
+                text=row.text,
+                audio_url=url,
+                audio_at=at,
+            )
+        )
+    return json_response(lines)
+
+
+def _audio_access(s: Session, actor: Actor, visit_id: int, participant_id: int) -> bool:
+    """Check the caseload for a recording and audit the listen; return whether audio was deleted."""
+    visit = s.get(Visit, visit_id)
+    if visit is None:
+        raise NotFound(f"no visit {visit_id}")
+    require_case(s, actor, visit.case_id)
+    note = s.exec(select(Note).where(Note.visit_id == visit_id)).first()
+    audit.record(
+        s, actor, "audio.read", "visit", visit_id, case_id=visit.case_id, participant_id=participant_id
+    )
+    return note is not None and note.audio_deleted_at is not None
+
+
+@api.add(
+    "GET",
+    "/api/visits/{visit_id}/audio/{participant_id}/{part}",
+    summary="One part of a speaker's recording (WAV; range requests for seeking)",
+    roles=("admin", "supervisor", "worker"),
+    media="audio/wav",
+    errors=(410,),
+    tag="visits",
+)
+async def get_audio(call: Call) -> web.StreamResponse:
+    visit_id, pid, part = call.path["visit_id"], call.path["participant_id"], call.path["part"]
+    deleted = await call.rt.db.write(_audio_access, call.actor, visit_id, pid)
+    path = call.request.app[VISITS].store.visit_dir(visit_id) / f"{pid}-{part}.wav"
+    if not path.is_file():
+        if deleted:
+            raise ProblemError(410, "Gone", "this recording was deleted under the agency's retention rules")
+        raise NotFound("no such recording")
+    return web.FileResponse(path, headers={"Content-Type": "audio/wav", "Cache-Control": "private, no-store"})
+
+
+# --- walk-in hours ----------------------------------------------------------------------
+
+
+class WalkInIn(S.In):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    phone: Annotated[str, StringConstraints(max_length=32)] | None = None
+    consent: bool
+    device: Literal["phone", "tablet", "computer", "kiosk", "unknown"] = "unknown"
+
+
+class WalkInLinkOut(BaseModel):
+    url: str
+
+
+@api.add(
+    "POST",
+    "/api/workers/{worker_id}/walk-in-link",
+    summary="The worker's walk-in link (made once)",
+    roles=("admin", "worker"),
+    response=WalkInLinkOut,
+    tag="visits",
+)
+async def walk_in_link(call: Call) -> web.StreamResponse:
+    token = await call.rt.db.write(lifecycle.walkin_link_token, call.actor, call.path["worker_id"])
+    return json_response(WalkInLinkOut(url=f"{call.rt.settings.base_url}/w/{token}"))
+
+
+@api.add(
+    "POST",
+    "/api/walk-in/{walkin_token}",
+    summary="A client joins the worker's walk-in queue",
+    roles=None,
+    body=WalkInIn,
+    response=JoinOut,
+    status=201,
+    errors=(404, 409, 429),
+    tag="visits",
+)
+async def walk_in(call: Call) -> web.StreamResponse:
+    request = call.request
+    rt = call.rt
+    services = request.app[VISITS]
+    body: WalkInIn = call.body
+    device_key = f"walkin|{client_ip(request)}|{request.cookies.get(KIOSK_COOKIE, '')}"
+    if not services.kiosk_device.allow(device_key):
+        raise ProblemError(429, "Too Many Requests", "too many tries; wait a few minutes and try again")
+    now = rt.clock()
+
+    def run(s: Session) -> tuple[VisitParticipant, str, Visit]:
+        worker = lifecycle.walkin_worker(s, call.tokens["walkin_token"])
+        assert worker.id is not None
+        window = service.walk_in_window(s, worker.id, now)
+        if window is None:
+            raise Conflict(f"{worker.name}'s walk-in hours are closed now")
+        return lifecycle.walk_in(
+            s,
+            worker,
+            window[1],
+            name=body.name,
+            phone=body.phone,
+            consent=body.consent,
+            device=body.device,
+            via="kiosk" if body.device == "kiosk" else "link",
+            now=now,
+            ip=client_ip(request),
+            grace=rt.join_policy.grace,
+        )
+
+    part, ptoken, visit = await rt.db.write(run)
+    assert visit.id is not None and part.id is not None
+    await services.tell_worker(
+        visit.worker_id,
+        {
+            "type": "waiting",
+            "visit_id": visit.id,
+            "name": part.name,
+            "device": part.device,
+            "since": part.joined_at.isoformat(),
+            "walk_in": True,
+        },
+    )
+    out = JoinOut(
+        visit_id=visit.id,
+        participant_id=part.id,
+        participant_token=ptoken,
+        recording=bool(part.consent),
+        ice_servers=services.ice_servers,
+    )
+    return json_response(out, 201)
+
+
+async def walk_in_page(request: web.Request) -> web.StreamResponse:
+    """GET /w/{token}: a worker's walk-in link; open during their walk-in hours."""
+    rt = request.app[RUNTIME]
+    token = request.match_info["token"]
+    now = rt.clock()
+
+    def run(s: Session) -> tuple[str, str, tuple[datetime, datetime] | None, datetime | None]:
+        worker = lifecycle.walkin_worker(s, token)
+        assert worker.id is not None
+        return (
+            worker.name,
+            worker.timezone,
+            service.walk_in_window(s, worker.id, now),
+            service.next_walk_in(s, worker.id, now),
+        )
+
+    try:
+        name, tz, window, upcoming = await rt.db.read(run)
+    except RecordError:
+        return render(
+            "join_closed.html",
+            status=404,
+            title="This link does not work",
+            detail="Check the address, or ask at the front desk.",
+        )
+    if window is None:
+        later = f" They next open {_local(upcoming, tz)} ({tz})." if upcoming else ""
+        return render(
+            "join_closed.html", title=f"{name}'s walk-in hours are closed", detail=f"Come back then.{later}"
+        )
+    resp = render(
+        "walk_in.html", worker_name=name, token=token, until=_local(window[1], tz), tz=tz, walkin=True
+    )
+    if KIOSK_COOKIE not in request.cookies:
+        resp.set_cookie(
+            KIOSK_COOKIE, secrets.token_urlsafe(12), httponly=True, samesite="Strict", max_age=86400
+        )
+    return resp
+
+
 # --- the visit's WebSocket --------------------------------------------------------------
 
 
@@ -636,9 +889,10 @@ async def visit_socket(request: web.Request) -> web.StreamResponse:
                 break
     finally:
         services.hub.detach(visit_id, peer)
+        # Tell the others first: closing a socket whose peer vanished can wait for a close frame.
+        await push_state(app, visit_id)
         if not ws.closed:
             await ws.close()
-        await push_state(app, visit_id)
     return ws
 
 
@@ -753,6 +1007,7 @@ def install_visits(app: web.Application) -> None:
     app.cleanup_ctx.append(visits_ctx)
     app.router.add_get("/j/{token}", join_page)
     app.router.add_get("/kiosk", kiosk_page)
+    app.router.add_get("/w/{token}", walk_in_page)
     app.router.add_get("/visit/{visit_id}", visit_page)
     app.router.add_get("/ws/visits/{visit_id}", visit_socket)
     app.router.add_get("/ws/worker", worker_socket)

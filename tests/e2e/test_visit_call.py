@@ -184,12 +184,20 @@ async def test_a_visit_from_link_to_end(served: tuple[str, int, str, Path], brow
     # What she says is captioned live on both pages while the visit runs.
     # (Both browsers' fake microphones play the same sentence.)
     heard = worker.locator("#captions li", has_text="Client:").first
-    await expect(heard).to_contain_text("rent", timeout=20_000)
+    await expect(heard).to_contain_text("Maria", timeout=20_000)
     await expect(client.locator("#captions li", has_text="You:").first).to_be_visible()
     worker.once("dialog", lambda dialog: dialog.accept())
     await worker.get_by_role("button", name="End visit").click()
     await expect(client.get_by_text("The visit has ended")).to_be_visible()
     await expect(worker.locator("#visit-status")).to_have_text("ended")
+
+    # Seconds later the draft note waits on the worker's page, beside the transcript.
+    await worker.goto(f"{base}/worker")
+    await worker.get_by_role("link", name="Maria Lopez").first.click()
+    await expect(worker.get_by_role("heading", name="Visit note: Maria Lopez")).to_be_visible()
+    await expect(worker.locator(".transcript li").first).to_be_visible()
+    await expect(worker.get_by_text("generated: check before signing")).to_be_visible()
+    await worker.screenshot(path=ARTIFACTS / "note-review.png", full_page=True)
 
     # The server holds the client's speech: 16 kHz mono, seconds long, loud where she speaks.
     folder = data_dir / "audio" / str(visit_id)

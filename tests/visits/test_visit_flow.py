@@ -269,3 +269,50 @@ async def test_the_workers_own_page_hears_of_a_waiting_client(
         raise AssertionError(f"another worker heard of it: {msg}")
     resp = await client.get("/ws/worker")  # signed out
     assert resp.status == 401
+
+
+async def test_walk_in_queue_during_walk_in_hours(make_client: AppMaker, staff: Staff, clock: Clock) -> None:
+    clock.now = clock.now.replace(day=3, hour=22, minute=30)  # Tuesday 14:30 in Los Angeles
+    client = await make_client()
+    w = await login(client, staff.worker.email)
+    assert staff.worker.id is not None
+    await publish(
+        client, w, staff.worker.id, weekdays=["TU"], start_time="14:00", end_time="16:00", mode="walk_in"
+    )
+    link = await ok(await client.post(f"/api/workers/{staff.worker.id}/walk-in-link", json=None, headers=w))
+    again = await ok(await client.post(f"/api/workers/{staff.worker.id}/walk-in-link", json=None, headers=w))
+    assert link == again and link["url"].startswith("http://lastmile.test/w/")
+    token = link["url"].rsplit("/", 1)[1]
+    page = await client.get(f"/w/{token}")
+    html = await page.text()
+    assert page.status == 200 and "Your name" in html and "recorded and transcribed" in html
+    feed = await client.ws_connect("/ws/worker", headers=w)
+    joined = await ok(
+        await client.post(
+            f"/api/walk-in/{token}", json={"name": "  Sam   Okafor ", "consent": False, "device": "phone"}
+        ),
+        201,
+    )
+    notice = await _next(feed, "waiting")
+    assert notice["walk_in"] is True and notice["name"] == "Sam Okafor"
+    detail = await ok(await client.get(f"/api/visits/{joined['visit_id']}", headers=w))
+    assert detail["status"] == "waiting" and detail["booking_id"] is None and detail["recording"] is False
+    case = await ok(await client.get(f"/api/cases/{detail['case_id']}", headers=w))
+    assert case["title"] == "Walk-in" and case["client"]["name"] == "Sam Okafor"
+    # The same waiting room and admit as a booked visit.
+    await ok(
+        await client.post(
+            f"/api/visits/{joined['visit_id']}/admit",
+            json={"participant_id": joined["participant_id"]},
+            headers=w,
+        )
+    )
+    # Outside walk-in hours the link says when to come back, and the API refuses.
+    clock.now = clock.now.replace(hour=23, minute=59)  # 15:59 local: still open
+    assert (await client.get(f"/w/{token}")).status == 200
+    clock.now = clock.now.replace(day=4, hour=0, minute=5)  # 16:05 local: closed
+    closed = await client.get(f"/w/{token}")
+    assert "closed" in await closed.text() and "Tuesday 10 March, 14:00" in await closed.text()
+    await problem(await client.post(f"/api/walk-in/{token}", json={"name": "Late", "consent": True}), 409)
+    bogus = await client.get("/w/not-a-real-walk-in-token-xxxxxx")
+    assert bogus.status == 404

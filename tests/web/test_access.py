@@ -43,6 +43,7 @@ class World:
     booking_id: int
     serial: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     monday_booking: int = 0
+    walkin_token: str = ""
 
     def next(self) -> int:
         return next(self.serial)
@@ -243,6 +244,76 @@ async def _kiosk(w: World) -> Req:
     return Req("POST", "/api/kiosk/check-in", {"code": (await w.visit_now())["kiosk_code"]})
 
 
+async def _walk_in_link(w: World) -> Req:
+    return Req("POST", f"/api/workers/{w.worker_id}/walk-in-link")
+
+
+async def _walk_in(w: World) -> Req:
+    # The other team's worker holds walk-in hours right now (17:00 in London); the link is the credential.
+    if not w.walkin_token:
+        other = w.staff.other_worker.id
+        await publish(
+            w.client,
+            w.admin,
+            other or 0,
+            weekdays=["MO"],
+            start_time="16:00",
+            end_time="18:00",
+            timezone="Europe/London",
+            mode="walk_in",
+            starts_on="2026-03-02",
+            until="2026-03-02",
+        )
+        out = await ok(await w.client.post(f"/api/workers/{other}/walk-in-link", headers=w.admin))
+        w.walkin_token = str(out["url"]).rsplit("/", 1)[1]
+    return Req("POST", f"/api/walk-in/{w.walkin_token}", {"name": f"Walk-in {w.next()}", "consent": False})
+
+
+async def _ended_note(w: World, signed: bool = False) -> int:
+    """End a fresh visit (which files its note) and return the note's id, signed if asked."""
+    visit_id = await w.visit_id()
+    await ok(await w.client.post(f"/api/visits/{visit_id}/end", json={}, headers=w.admin))
+    note = await ok(await w.client.get(f"/api/visits/{visit_id}/note", headers=w.admin))
+    if signed:
+        await ok(await w.client.post(f"/api/notes/{note['id']}/sign", headers=w.admin))
+    return int(note["id"])
+
+
+async def _transcript(w: World) -> Req:
+    return Req("GET", f"/api/visits/{await w.visit_id()}/transcript")
+
+
+async def _audio(w: World) -> Req:
+    # No recording exists: those who may listen learn that (404); others are refused first.
+    return Req("GET", f"/api/visits/{await w.visit_id()}/audio/1/1")
+
+
+async def _get_note(w: World) -> Req:
+    visit_id = await w.visit_id()
+    await ok(await w.client.post(f"/api/visits/{visit_id}/end", json={}, headers=w.admin))
+    return Req("GET", f"/api/visits/{visit_id}/note")
+
+
+async def _patch_note(w: World) -> Req:
+    return Req("PATCH", f"/api/notes/{await _ended_note(w)}", {"version": 1, "analysis": "Seen at home."})
+
+
+async def _sign_note(w: World) -> Req:
+    return Req("POST", f"/api/notes/{await _ended_note(w)}/sign")
+
+
+async def _approve_note(w: World) -> Req:
+    return Req("POST", f"/api/notes/{await _ended_note(w, signed=True)}/approve", {})
+
+
+async def _return_note(w: World) -> Req:
+    return Req(
+        "POST", f"/api/notes/{await _ended_note(w, signed=True)}/return", {"comment": "Add the dates."}
+    )
+
+
+REVIEW = expect(200, 200, 403)
+
 PUBLIC = {role: 200 for role in ROLES}
 
 # (method, path) of every route -> how to call it on the worker's records, and what each role gets.
@@ -272,6 +343,15 @@ TABLE: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
     # A client's join link and a kiosk code are the credentials: who else is signed in does not matter.
     ("POST", "/api/join/{join_token}"): (_join, PUBLIC),
     ("POST", "/api/kiosk/check-in"): (_kiosk, PUBLIC),
+    ("POST", "/api/workers/{worker_id}/walk-in-link"): (_walk_in_link, write(200)),
+    ("POST", "/api/walk-in/{walkin_token}"): (_walk_in, {role: 201 for role in ROLES}),
+    ("GET", "/api/visits/{visit_id}/transcript"): (_transcript, READ),
+    ("GET", "/api/visits/{visit_id}/audio/{participant_id}/{part}"): (_audio, expect(404, 404, 404)),
+    ("GET", "/api/visits/{visit_id}/note"): (_get_note, READ),
+    ("PATCH", "/api/notes/{note_id}"): (_patch_note, write(200)),
+    ("POST", "/api/notes/{note_id}/sign"): (_sign_note, write(200)),
+    ("POST", "/api/notes/{note_id}/approve"): (_approve_note, REVIEW),
+    ("POST", "/api/notes/{note_id}/return"): (_return_note, REVIEW),
 }
 
 

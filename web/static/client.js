@@ -69,13 +69,21 @@ function meter(s) {
 async function join(event) {
   event.preventDefault();
   $("join-button").disabled = true;
+  const walkin = root.dataset.walkinToken;
   const key = `lastmile:pt:${visitId}`;
-  const saved = kiosk ? null : sessionStorage.getItem(key);
-  const resp = await fetch(`/api/join/${joinToken}`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ consent: $("consent-box").checked, device: deviceKind(), participant_token: saved }),
-  });
+  const saved = kiosk || walkin ? null : sessionStorage.getItem(key);
+  const consent = $("consent-box").checked;
+  const resp = walkin
+    ? await fetch(`/api/walk-in/${walkin}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ name: $("walkin-name").value, phone: $("walkin-phone").value || null, consent, device: deviceKind() }),
+      })
+    : await fetch(`/api/join/${joinToken}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ consent, device: deviceKind(), participant_token: saved }),
+      });
   const body = await resp.json();
   if (!resp.ok) {
     $("join-button").disabled = false;
@@ -84,7 +92,7 @@ async function join(event) {
   }
   participant = body;
   visitId = String(body.visit_id);
-  if (!kiosk) sessionStorage.setItem(key, body.participant_token);
+  if (!kiosk) sessionStorage.setItem(`lastmile:pt:${visitId}`, body.participant_token);
   $("recording-note").textContent = body.recording
     ? "This visit is recorded and transcribed, as you agreed."
     : "This visit is not recorded.";
@@ -117,6 +125,11 @@ async function onMessage(msg) {
     if (!inCall) await enterCall();
   } else if (msg.type === "signal") {
     await onSignal(msg.from, msg.data);
+  } else if (msg.type === "caption") {
+    const li = document.createElement("li");
+    li.textContent = `${msg.speaker === "client" ? "You" : workerName}: ${msg.text}`;
+    $("captions").append(li);
+    while ($("captions").children.length > 4) $("captions").firstChild.remove();
   } else if (msg.type === "ended") {
     end();
   } else if (msg.type === "error") {

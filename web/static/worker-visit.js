@@ -81,6 +81,15 @@ function render(state) {
   if (status === "in_progress" && recording && canAct && !uplink) restartUplink();
 }
 
+function caption(msg) {
+  const li = document.createElement("li");
+  const m = Math.floor(msg.start / 60), sec = String(Math.floor(msg.start % 60)).padStart(2, "0");
+  li.textContent = `${m}:${sec} ${msg.speaker === "worker" ? "You" : "Client"}: ${msg.text}`;
+  const list = $("captions");
+  list.append(li);
+  while (list.children.length > 6) list.firstChild.remove();
+}
+
 async function admit(participantId, button) {
   button.disabled = true;
   const resp = await fetch(`/api/visits/${visitId}/admit`, {
@@ -132,6 +141,7 @@ async function onMessage(msg) {
   if (msg.type === "welcome") { me = msg.participant_id; iceServers = msg.ice_servers; }
   else if (msg.type === "state") render(msg);
   else if (msg.type === "ready") await call(msg.from);
+  else if (msg.type === "caption") caption(msg);
   else if (msg.type === "signal") {
     const pc = peers.get(msg.from);
     if (!pc) return;

@@ -1,0 +1,186 @@
+"""E-mail: one message per recipient, plain text and HTML, with the iCalendar invite as a part.
+
+Addresses. A message names only its one recipient and the agency's sending address
+(`mail_from`). The invite's ORGANIZER must be an address, and calendars show it: it is the
+agency's sending address with the worker's name as CN, never the worker's own address, so
+no staff address reaches a client. Replies go to the agency's mailbox.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+
+from scheduler import ical, texts
+from scheduler.outbox import CANCELLED, INVITATION, RESCHEDULED, MessageContext
+
+ICS_KINDS = (INVITATION, RESCHEDULED, CANCELLED)
+
+
+class SendError(Exception):
+    """A message could not be sent; `permanent` when retrying cannot help."""
+
+    def __init__(self, detail: str, permanent: bool = False) -> None:
+        super().__init__(detail)
+        self.permanent = permanent
+
+
+def sender_address(mail_from: str, base_url: str) -> Address:
+    """Return the agency's sending address: `mail_from`, or no-reply at the public host."""
+    name, addr = parseaddr(mail_from) if mail_from else ("", "")
+    if not addr or "@" not in addr:
+        host = urlsplit(base_url).hostname or "localhost"
+        name, addr = "Lastmile", f"no-reply@{host}"
+    user, domain = addr.rsplit("@", 1)
+    return Address(display_name=name or "Lastmile", username=user, domain=domain)
+
+
+def booking_event(ctx: MessageContext, organizer: Address) -> ical.BookingEvent:
+    """Describe the booking for the invite, with the agency's address as organizer."""
+    b = ctx.booking
+    return ical.BookingEvent(
+        uid=b.uid,
+        sequence=b.sequence,
+        start=b.start_at,
+        end=b.end_at,
+        timezone=ctx.timezone,
+        cancelled=b.status != "booked",
+        summary=f"Virtual visit with {ctx.worker_name}",
+        description=f"Join from your phone or computer: {ctx.join_url}" if ctx.join_url else "Virtual visit",
+        url=ctx.join_url,
+        organizer_name=ctx.worker_name,
+        organizer_email=organizer.addr_spec,
+        attendee_name=ctx.client_name,
+        attendee_email=ctx.client_email,
+        created=b.created_at,
+        updated=b.updated_at,
+    )
+
+
+def _content(ctx: MessageContext, join_early: timedelta) -> texts.Content:
+    kind = ctx.message.kind
+    b = ctx.booking
+    worker = ctx.message.audience == "worker"
+    # A reminder sent once the join link works carries it; earlier ones point to the client's page.
+    in_window = ctx.message.kind.startswith("reminder_") and b.start_at - ctx.message.due_at <= join_early
+    join = ctx.join_url if (kind in (INVITATION, RESCHEDULED) or in_window) and not worker else None
+    return texts.compose(
+        kind,
+        language="en" if worker else ctx.language,
+        client_name=ctx.client_name,
+        worker_name=ctx.worker_name,
+        start=b.start_at,
+        timezone=ctx.timezone,
+        join_url=join,
+        page_url=None if worker else ctx.page_url,  # the client's secret, not the worker's
+        kiosk_code=None if worker else ctx.kiosk_code,
+        cancel_reason=b.cancel_reason,
+        greet=ctx.worker_name if worker else None,
+    )
+
+
+def _html_line(text: str, urls: tuple[str | None, ...]) -> str:
+    escaped = html.escape(text)
+    for url in urls:
+        if url:
+            quoted = html.escape(url)
+            escaped = escaped.replace(quoted, f'<a href="{quoted}">{quoted}</a>')
+    return escaped
+
+
+def compose(ctx: MessageContext, now: datetime, organizer: Address, join_early: timedelta) -> EmailMessage:
+    """Write the e-mail of one outbox message (one recipient)."""
+    c = _content(ctx, join_early)
+    msg = EmailMessage()
+    msg["From"] = organizer
+    msg["To"] = ctx.message.recipient
+    msg["Subject"] = c.subject
+    msg["Date"] = format_datetime(now)
+    # Stable per outbox row, so a retried message is recognisably the same one.
+    msg["Message-ID"] = f"<{re.sub(r'[^A-Za-z0-9.-]', '.', ctx.message.key)}@{organizer.domain}>"
+    msg["Auto-Submitted"] = "auto-generated"
+    lang = "es" if texts.words(ctx.language) is texts.ES and ctx.message.audience != "worker" else "en"
+    plain = "\n\n".join([c.greeting, *c.lines, "--", c.footer]) + "\n"
+    msg.set_content(plain)
+    paragraphs = "".join(f"<p>{_html_line(line, (c.join_url, c.page_url))}</p>" for line in c.lines)
+    body = (
+        f'<!doctype html><html lang="{lang}"><body>'
+        f"<p>{html.escape(c.greeting)}</p>{paragraphs}"
+        f'<p style="color:#555">{html.escape(c.footer)}</p></body></html>'
+    )
+    msg.add_alternative(body, subtype="html")
+    if ctx.message.kind in ICS_KINDS:
+        event = booking_event(ctx, organizer)
+        method = ical.invite_method(event)
+        ics = ical.invite_calendar(event, now).decode("utf-8")
+        msg.add_alternative(ics, subtype="calendar", params={"method": method})
+    # After the parts: set_content would move a Content-* header into the first part.
+    msg["Content-Language"] = lang
+    return msg
+
+
+class MailTransport(Protocol):
+    async def send(self, message: EmailMessage) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpTransport:
+    """Send over SMTP: smtp://[user:pass@]host[:port][?starttls=1] or smtps://... for TLS."""
+
+    url: str
+    timeout: float = 30.0
+
+    async def send(self, message: EmailMessage) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise SendError("LASTMILE_SMTP_URL must look like smtp://host:port or smtps://host:port", True)
+        tls = parts.scheme == "smtps"
+        query = parse_qs(parts.query)
+        starttls = query.get("starttls", ["0"])[0].lower() in ("1", "true", "yes")
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=parts.hostname,
+                port=parts.port or (465 if tls else 25),
+                username=unquote(parts.username) if parts.username else None,
+                password=unquote(parts.password) if parts.password else None,
+                use_tls=tls,
+                start_tls=starttls,
+                timeout=self.timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise SendError(f"recipient refused: {exc}", permanent=True) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            # 5xx is the server's final word; 4xx means try again later.
+            raise SendError(f"{type(exc).__name__}: {exc}", permanent=exc.code >= 500) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise SendError(f"{type(exc).__name__}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class FileTransport:
+    """Without an SMTP server, keep each message as an .eml file for the admin to see."""
+
+    folder: Path
+
+    async def send(self, message: EmailMessage) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9.-]", "_", str(message["Message-ID"]).strip("<>"))
+        (self.folder / f"{name}.eml").write_bytes(bytes(message))
+
+
+def transport(smtp_url: str, outbox_dir: Path, timeout: float) -> MailTransport:
+    """Return the SMTP transport, or the file outbox when no SMTP server is configured."""
+    if smtp_url:
+        return SmtpTransport(smtp_url, timeout)
+    return FileTransport(outbox_dir / "mail")

@@ -1,0 +1,85 @@
+"""The client's own page on a 390 px phone in headless Chromium: readable, labelled, and it works."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from datetime import date, datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiohttp import web
+from playwright.async_api import async_playwright, expect
+from sqlmodel import select
+
+from caserecord.audit import Actor
+from caserecord.cases import create_case
+from caserecord.db import Database
+from caserecord.models import Booking, ClientLink
+from scheduler import service
+from tests.conftest import Clock, add_user
+from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, PHONE, check_page
+from web.app import create_app
+from web.settings import Settings
+
+LA = ZoneInfo("America/Los_Angeles")
+
+
+@pytest.fixture
+async def client_page(sqlite_db: Database, clock: Clock, tmp_path: Path) -> AsyncIterator[tuple[str, int]]:
+    """Serve the app with one booked visit; yield its client's page URL and the booking id."""
+    worker = add_user(sqlite_db, "wren.worker@agency.test", "worker", tz="America/Los_Angeles")
+    assert worker.id is not None
+    me = Actor(worker.id, "worker")
+    spec = service.BlockSpec(
+        weekdays=("TU", "TH"),
+        start_time=time(9),
+        end_time=time(12),
+        timezone="America/Los_Angeles",
+        slot_minutes=30,
+        mode="booked",
+        starts_on=date(2026, 3, 1),
+    )
+    with sqlite_db.session(write=True) as s:
+        case, _ = create_case(
+            s, me, worker_id=worker.id, client_name="Maria Lopez", email="maria@example.net"
+        )
+        service.create_block(s, me, worker.id, spec)
+        assert case.id is not None
+        booking, _ = service.book(s, me, worker.id, case.id, datetime(2026, 3, 5, 9, 0, tzinfo=LA), clock.now)
+        token = s.exec(select(ClientLink).where(ClientLink.booking_id == booking.id)).one().token
+    assert booking.id is not None
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    settings = Settings(host="127.0.0.1", port=port, data_dir=tmp_path, outbox_sender=False)
+    runner = web.AppRunner(create_app(settings, clock=clock, database=sqlite_db, run_migrations=False))
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    yield f"http://127.0.0.1:{port}/c/{token}", booking.id
+    await runner.cleanup()
+
+
+async def test_the_client_moves_their_visit_on_a_phone(
+    client_page: tuple[str, int], sqlite_db: Database
+) -> None:
+    url, booking_id = client_page
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = await browser.new_context(
+            viewport=PHONE, is_mobile=True, has_touch=True, locale="en-GB", device_scale_factor=1
+        )
+        context.set_default_timeout(10_000)
+        page = await context.new_page()
+        await page.goto(url)
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Your visit with Wren Worker")
+        await check_page(page, "client-page")
+        await page.get_by_label("Thursday 5 March 2026, 10:00").check()
+        await page.get_by_role("button", name="Move my visit").click()
+        await expect(page.get_by_role("status")).to_have_text("Your visit has moved.")
+        await check_page(page, "client-page-moved")
+        await browser.close()
+    with sqlite_db.session() as s:
+        booking = s.get(Booking, booking_id)
+        assert booking is not None and booking.start_at == datetime(2026, 3, 5, 10, 0, tzinfo=LA)

@@ -1,0 +1,139 @@
+"""E-mail through a real SMTP server on loopback: invites that calendars read, in the client's language."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import recurring_ical_events
+
+from caserecord.db import Database
+from tests.conftest import AppMaker, Clock, Staff
+from tests.helpers import ok
+from tests.scheduler.mailbox import booked, calendar_part, smtp_sink, subject, text_part
+from web.admin_pages import SENDER
+
+
+async def test_invite_reschedule_and_cancel_arrive_with_one_uid_and_rising_sequence(
+    make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    with smtp_sink() as (mailbox, port):
+        client = await make_client(
+            smtp_url=f"smtp://127.0.0.1:{port}",
+            mail_from="Riverside Services <visits@riverside.test>",
+            outbox_sender=False,
+            data_dir=tmp_path,
+        )
+        sender = client.app[SENDER]
+        headers, booking = await booked(client, staff.worker.id, staff.worker.email)
+        await sender.run_due(clock.now)
+        await ok(
+            await client.post(
+                f"/api/bookings/{booking['id']}/reschedule",
+                json={"start": "2026-03-05T11:30:00-08:00"},
+                headers=headers,
+            )
+        )
+        await sender.run_due(clock.now)
+        await ok(await client.post(f"/api/bookings/{booking['id']}/cancel", json={}, headers=headers))
+        await sender.run_due(clock.now)
+
+    assert len(mailbox.messages) == 3
+    methods, uids, sequences, starts = [], set(), [], []
+    for msg in mailbox.messages:
+        method, cal = calendar_part(msg)
+        assert str(cal["METHOD"]) == method
+        methods.append(method)
+        (event,) = cal.walk("VEVENT")
+        uids.add(str(event["UID"]))
+        sequences.append(int(event.decoded("SEQUENCE")))
+        starts.append(event.decoded("DTSTART"))
+        assert cal.walk("VTIMEZONE"), "a TZID needs its VTIMEZONE"
+    assert methods == ["REQUEST", "REQUEST", "CANCEL"]
+    assert len(uids) == 1 and sequences == [0, 1, 2]
+    assert starts[0] == datetime(2026, 3, 5, 17, 0, tzinfo=UTC)
+    assert starts[1] == datetime(2026, 3, 5, 19, 30, tzinfo=UTC)
+
+    # An independent reader finds the invited visit at the booked time.
+    _, first = calendar_part(mailbox.messages[0])
+    found = recurring_ical_events.of(first).between(date(2026, 3, 5), date(2026, 3, 6))
+    assert [e.decoded("DTSTART").astimezone(UTC) for e in found] == [datetime(2026, 3, 5, 17, 0, tzinfo=UTC)]
+
+    first_msg = mailbox.messages[0]
+    assert subject(first_msg).startswith("Your visit with Worker: Thursday 5 March 2026, 09:00")
+    assert first_msg["To"] == "client@example.net" and mailbox.envelopes[0][1] == ["client@example.net"]
+    assert first_msg["From"].addresses[0].addr_spec == "visits@riverside.test"
+    plain = text_part(first_msg)
+    assert "Hello Ana Client," in plain and booking["client_join_url"] in plain and "/c/" in plain
+    html = text_part(first_msg, "html")
+    assert f'<a href="{booking["client_join_url"]}">' in html
+    # No staff address reaches the client: the organizer is the agency's sending address.
+    for msg in mailbox.messages:
+        raw = msg.as_string()
+        assert staff.worker.email not in raw and "agency.test" not in raw
+        _, cal = calendar_part(msg)
+        (event,) = cal.walk("VEVENT")
+        assert str(event["ORGANIZER"]) == "mailto:visits@riverside.test"
+        assert event["ORGANIZER"].params["CN"] == "Worker"
+    assert subject(mailbox.messages[2]).startswith("Cancelled:")
+
+
+async def test_a_spanish_speaking_client_gets_spanish(
+    make_client: AppMaker, staff: Staff, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    with smtp_sink() as (mailbox, port):
+        client = await make_client(
+            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
+        )
+        await booked(client, staff.worker.id, staff.worker.email, language="es")
+        await client.app[SENDER].run_due(clock.now)
+    (msg,) = mailbox.messages
+    assert subject(msg).startswith("Su cita con Worker: jueves 5 de marzo de 2026, 09:00")
+    assert msg["Content-Language"] == "es"
+    assert "Hola Ana Client:" in text_part(msg)
+
+
+async def test_an_office_hour_date_cancelled_tells_the_client_why(
+    make_client: AppMaker, staff: Staff, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    with smtp_sink() as (mailbox, port):
+        client = await make_client(
+            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
+        )
+        headers, _ = await booked(client, staff.worker.id, staff.worker.email)
+        await client.app[SENDER].run_due(clock.now)
+        blocks = await ok(await client.get(f"/api/workers/{staff.worker.id}/office-hours", headers=headers))
+        await ok(
+            await client.post(
+                f"/api/workers/{staff.worker.id}/office-hours/{blocks[0]['id']}/exceptions",
+                json={"date": "2026-03-05", "reason": "training day"},
+                headers=headers,
+            ),
+            201,
+        )
+        await client.app[SENDER].run_due(clock.now)
+    cancel = mailbox.messages[-1]
+    method, _ = calendar_part(cancel)
+    assert method == "CANCEL" and "office hours that day were cancelled" in text_part(cancel)
+    assert "training day" not in cancel.as_string()
+
+
+async def test_bad_addresses_are_refused_when_the_case_is_opened(
+    make_client: AppMaker, staff: Staff, tmp_path: Path
+) -> None:
+    from tests.conftest import login
+    from tests.helpers import problem
+
+    assert staff.worker.id is not None
+    client = await make_client(outbox_sender=False, data_dir=tmp_path)
+    headers = await login(client, staff.worker.email)
+    for bad, says in (
+        ({"email": "not-an-address"}, "not an e-mail address"),
+        ({"phone": "call me"}, "phone"),
+    ):
+        body = {"worker_id": staff.worker.id, "client": {"name": "B", **bad}}
+        out = await problem(await client.post("/api/cases", json=body, headers=headers), 422)
+        assert says in out["detail"], out

@@ -1,0 +1,298 @@
+"""The outbox against the real app, database and a real SMTP server on loopback: once, on time, or failed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from caserecord.db import Database
+from caserecord.models import OutboxMessage
+from scheduler import outbox
+from tests.conftest import AppMaker, Clock, Staff
+from tests.helpers import ok
+from tests.scheduler.mailbox import booked, hanging_smtp, outbox_rows, smtp_sink, subject
+from web.admin_pages import SENDER
+
+START = datetime(2026, 3, 5, 17, 0, tzinfo=UTC)  # Thursday 09:00 in Los Angeles
+
+
+def states(rows: list[OutboxMessage]) -> dict[str, str]:
+    return {r.key.split(":", 1)[1]: r.state for r in rows}
+
+
+async def test_a_booking_queues_its_invitation_and_reminders(
+    make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
+) -> None:
+    client = await make_client(outbox_sender=False, data_dir=tmp_path)
+    assert staff.worker.id is not None
+    _, booking = await booked(client, staff.worker.id, staff.worker.email)
+    rows = outbox_rows(database, booking["id"])
+    assert states(rows) == {
+        "invitation:email": "pending",
+        "invitation:sms": "pending",
+        "reminder_24h:email:s0": "pending",
+        "reminder_24h:sms:s0": "pending",
+        "reminder_1h:email:s0": "pending",
+        "reminder_1h:sms:s0": "pending",
+        "reminder_10m:email:s0": "pending",
+        "reminder_10m:sms:s0": "pending",
+    }
+    due = {r.kind: r.due_at for r in rows}
+    assert due == {
+        "invitation": clock.now,
+        "reminder_24h": START - timedelta(hours=24),
+        "reminder_1h": START - timedelta(hours=1),
+        "reminder_10m": START - timedelta(minutes=10),
+    }
+    assert {r.recipient for r in rows} == {"client@example.net", "+15035550199"}
+    # Writing the same change again adds nothing: the keys are unique.
+    with database.session(write=True) as s:
+        from caserecord.models import Booking
+
+        row = s.get(Booking, booking["id"])
+        assert row is not None
+        outbox.on_booked(s, row, clock.now)
+    assert len(outbox_rows(database, booking["id"])) == 8
+
+
+async def test_reminders_leave_on_time_once_and_late_ones_still_go(
+    make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    with smtp_sink() as (mailbox, port):
+        client = await make_client(
+            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
+        )
+        sender = client.app[SENDER]
+        _, booking = await booked(client, staff.worker.id, staff.worker.email)
+        assert (await sender.run_due(clock.now))["sent"] == 2  # invitation by e-mail and SMS
+        clock.now = START - timedelta(hours=24, seconds=1)
+        assert sum((await sender.run_due(clock.now)).values()) == 0
+        clock.now = START - timedelta(hours=24)
+        assert (await sender.run_due(clock.now))["sent"] == 2
+        # The sender was down: the 1-hour reminder is 70 minutes late, the 10-minute one 10 minutes.
+        clock.now = START
+        assert (await sender.run_due(clock.now))["sent"] == 4
+        assert sum((await sender.run_due(clock.now)).values()) == 0
+    subjects = [subject(m) for m in mailbox.messages]
+    assert len(subjects) == 4 and subjects[0].startswith("Your visit with Worker")
+    assert all(s.startswith("Reminder:") for s in subjects[1:])
+    assert {r.state for r in outbox_rows(database, booking["id"])} == {"sent"}
+    texts = {p.name: json.loads(p.read_text()) for p in (tmp_path / "outbox" / "sms").iterdir()}
+    last = next(v for k, v in texts.items() if "reminder_10m" in k)
+    assert last["to"] == "+15035550199" and booking["client_join_url"] in last["body"]
+    first = next(v for k, v in texts.items() if "invitation" in k)
+    assert "/c/" in first["body"] and "/j/" not in first["body"]
+
+
+async def test_two_senders_and_a_restart_send_each_message_once(
+    make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    with smtp_sink() as (mailbox, port):
+        settings = {"smtp_url": f"smtp://127.0.0.1:{port}", "outbox_sender": False, "data_dir": tmp_path}
+        first = await make_client(**settings)
+        second = await make_client(**settings)
+        await booked(first, staff.worker.id, staff.worker.email)
+        clock.now = START - timedelta(hours=24)
+        reports = await asyncio.gather(
+            first.app[SENDER].run_due(clock.now), second.app[SENDER].run_due(clock.now)
+        )
+        assert reports[0]["sent"] + reports[1]["sent"] == 4  # invitation and 24-hour reminder, two channels
+        assert len(mailbox.messages) == 2
+        # The process stops; the 1-hour reminder falls due; a fresh process catches up at start-up.
+        await first.close()
+        await second.close()
+        clock.now = START - timedelta(minutes=30)
+        third = await make_client(**{**settings, "outbox_sender": True})
+        await asyncio.wait_for(third.app[SENDER].idle.wait(), 10)
+        assert len(mailbox.messages) == 3
+        await third.app[SENDER].run_due(clock.now)
+        kinds = sorted(subject(m).split(":")[0] for m in mailbox.messages)
+        assert kinds == ["Reminder", "Reminder", "Your visit with Worker"]
+
+
+async def test_a_claim_whose_process_died_is_sent_after_its_lease(
+    make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    with smtp_sink() as (mailbox, port):
+        client = await make_client(
+            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
+        )
+        _, booking = await booked(client, staff.worker.id, staff.worker.email)
+        email_row = next(
+            r for r in outbox_rows(database, booking["id"]) if r.key.endswith("invitation:email")
+        )
+        assert email_row.id is not None
+        ctx = await database.write(outbox.claim, email_row.id, clock.now, "http://lastmile.test")
+        assert ctx is not None  # ...and the process dies before sending
+        sender = client.app[SENDER]
+        await sender.run_due(clock.now)
+        assert mailbox.messages == []
+        clock.advance(seconds=outbox.LEASE.total_seconds() + 1)
+        await sender.run_due(clock.now)
+        await sender.run_due(clock.now)
+        assert len(mailbox.messages) == 1
+
+
+async def test_a_cancelled_booking_sends_no_reminder(
+    make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    with smtp_sink() as (mailbox, port):
+        client = await make_client(
+            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
+        )
+        headers, booking = await booked(client, staff.worker.id, staff.worker.email)
+        sender = client.app[SENDER]
+        await sender.run_due(clock.now)
+        await ok(await client.post(f"/api/bookings/{booking['id']}/cancel", json={}, headers=headers))
+        rows = states(outbox_rows(database, booking["id"]))
+        assert rows["reminder_24h:email:s0"] == "withdrawn" and rows["cancelled:email"] == "pending"
+        clock.now = START + timedelta(hours=1)
+        await sender.run_due(clock.now)
+    assert [subject(m).split(":")[0] for m in mailbox.messages] == ["Your visit with Worker", "Cancelled"]
+
+
+async def test_a_booking_cancelled_before_its_invitation_left_sends_nothing(
+    make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    client = await make_client(outbox_sender=False, data_dir=tmp_path)
+    headers, booking = await booked(client, staff.worker.id, staff.worker.email)
+    await ok(await client.post(f"/api/bookings/{booking['id']}/cancel", json={}, headers=headers))
+    assert {r.state for r in outbox_rows(database, booking["id"])} == {"withdrawn"}
+
+
+async def test_a_reschedule_withdraws_the_old_reminders_and_queues_new_ones(
+    make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    client = await make_client(outbox_sender=False, data_dir=tmp_path)
+    headers, booking = await booked(client, staff.worker.id, staff.worker.email)
+    # Moved before the invitation left: the invitation, written when it leaves, has the new time.
+    await ok(
+        await client.post(
+            f"/api/bookings/{booking['id']}/reschedule",
+            json={"start": "2026-03-05T11:30:00-08:00"},
+            headers=headers,
+        )
+    )
+    rows = states(outbox_rows(database, booking["id"]))
+    assert rows["reminder_1h:email:s0"] == "withdrawn" and rows["reminder_1h:email:s1"] == "pending"
+    assert "rescheduled:email:s1" not in rows and rows["invitation:email"] == "pending"
+    await client.app[SENDER].run_due(clock.now)
+    await ok(
+        await client.post(
+            f"/api/bookings/{booking['id']}/reschedule",
+            json={"start": "2026-03-05T10:00:00-08:00"},
+            headers=headers,
+        )
+    )
+    rows = states(outbox_rows(database, booking["id"]))
+    assert rows["rescheduled:email:s2"] == "pending" and rows["reminder_1h:sms:s1"] == "withdrawn"
+    assert rows["reminder_10m:sms:s2"] == "pending"
+    due = {r.key: r.due_at for r in outbox_rows(database, booking["id"])}
+    new_start = datetime(2026, 3, 5, 18, 0, tzinfo=UTC)
+    assert due[f"b{booking['id']}:reminder_1h:email:s2"] == new_start - timedelta(hours=1)
+
+
+async def test_a_refusing_server_is_retried_with_backoff_then_failed_and_shown(
+    make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    with smtp_sink(refuse="451 4.3.0 Try again later") as (_, port):
+        client = await make_client(
+            smtp_url=f"smtp://127.0.0.1:{port}",
+            outbox_sender=False,
+            data_dir=tmp_path,
+            outbox_max_attempts=3,
+            outbox_retry_seconds=60,
+        )
+        _, booking = await booked(client, staff.worker.id, staff.worker.email)
+        sender = client.app[SENDER]
+        report = await sender.run_due(clock.now)
+        assert report["retry"] == 1 and report["sent"] == 1  # the SMS is not held up
+        row = next(r for r in outbox_rows(database, booking["id"]) if r.key.endswith("invitation:email"))
+        assert (
+            row.state == "pending" and row.attempts == 1 and row.due_at == clock.now + timedelta(seconds=60)
+        )
+        assert row.last_error is not None and "451" in row.last_error
+        clock.advance(seconds=59)
+        assert sum((await sender.run_due(clock.now)).values()) == 0
+        clock.advance(seconds=1)
+        assert (await sender.run_due(clock.now))["retry"] == 1
+        clock.advance(seconds=120)
+        assert (await sender.run_due(clock.now))["failed"] == 1
+        clock.advance(hours=1)
+        assert sum((await sender.run_due(clock.now)).values()) == 0
+    row = next(r for r in outbox_rows(database, booking["id"]) if r.key.endswith("invitation:email"))
+    assert row.state == "failed" and row.attempts == 3
+
+
+async def test_a_hanging_server_times_out_without_holding_up_the_others(
+    make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    async with hanging_smtp() as port:
+        client = await make_client(
+            smtp_url=f"smtp://127.0.0.1:{port}",
+            smtp_timeout_seconds=0.5,
+            outbox_sender=False,
+            data_dir=tmp_path,
+            outbox_max_attempts=1,
+        )
+        _, booking = await booked(client, staff.worker.id, staff.worker.email)
+        began = time.monotonic()
+        report = await client.app[SENDER].run_due(clock.now)
+        assert time.monotonic() - began < 5
+    assert report["failed"] == 1 and report["sent"] == 1
+    rows = states(outbox_rows(database, booking["id"]))
+    assert rows["invitation:email"] == "failed" and rows["invitation:sms"] == "sent"
+
+
+async def test_a_booking_wakes_the_running_sender_at_once(
+    make_client: AppMaker, staff: Staff, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    with smtp_sink() as (mailbox, port):
+        client = await make_client(smtp_url=f"smtp://127.0.0.1:{port}", data_dir=tmp_path)
+        sender = client.app[SENDER]
+        await asyncio.wait_for(sender.idle.wait(), 10)  # the start-up pass found nothing
+        await booked(client, staff.worker.id, staff.worker.email)
+        await asyncio.wait_for(sender.idle.wait(), 10)
+        assert [subject(m).split(":")[0] for m in mailbox.messages] == ["Your visit with Worker"]
+
+
+def test_reminder_offsets_parse_and_name_themselves() -> None:
+    assert outbox.parse_reminders("10, 1440,60") == (
+        timedelta(hours=24),
+        timedelta(hours=1),
+        timedelta(minutes=10),
+    )
+    assert [outbox.reminder_kind(d) for d in outbox.parse_reminders("90,120")] == [
+        "reminder_2h",
+        "reminder_90m",
+    ]
+    for bad in ("0", "-5", "soon"):
+        try:
+            outbox.parse_reminders(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad!r} was accepted")
+
+
+async def test_reminder_offsets_come_from_the_settings(
+    make_client: AppMaker, staff: Staff, database: Database, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    client = await make_client(outbox_sender=False, data_dir=tmp_path, reminder_minutes="30")
+    _, booking = await booked(client, staff.worker.id, staff.worker.email)
+    reminders = {
+        r.kind: r.due_at for r in outbox_rows(database, booking["id"]) if r.kind.startswith("reminder")
+    }
+    assert reminders == {"reminder_30m": START - timedelta(minutes=30)}

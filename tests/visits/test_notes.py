@@ -1,0 +1,126 @@
+"""Notes are filed exactly once per visit, also when the server stopped before drafting one."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import func, select
+
+from caserecord import transcripts
+from caserecord.audit import Actor
+from caserecord.db import Database
+from caserecord.models import Note
+from tests.conftest import AppMaker, Clock, Staff, login
+from tests.helpers import ok, open_case, publish
+from visits import lifecycle
+from web.notes import enforce_retention
+from web.runtime import RUNTIME
+
+
+async def _ended_visit(
+    make_client: AppMaker, staff: Staff, clock: Clock, consent: bool
+) -> tuple[int, Database]:
+    """Book, check in, admit and end a visit directly in the database, as a crashed server left it."""
+    clock.now = clock.now.replace(day=3, hour=16, minute=55)
+    client = await make_client()
+    w = await login(client, staff.worker.email)
+    assert staff.worker.id is not None
+    await publish(client, w, staff.worker.id)
+    case_id = await open_case(client, w, staff.worker.id, "Rosa Diaz")
+    body = {"worker_id": staff.worker.id, "case_id": case_id, "start": "2026-03-03T09:00:00-08:00"}
+    booking = await ok(await client.post("/api/bookings", json=body, headers=w), 201)
+    token = booking["client_join_url"].rsplit("/", 1)[1]
+    joined = await ok(await client.post(f"/api/join/{token}", json={"consent": consent}))
+    visit_id = int(booking["visit_id"])
+    db: Database = client.app[RUNTIME].db
+    worker = Actor(staff.worker.id, "worker")
+    with db.session(write=True) as s:
+        lifecycle.admit(s, worker, visit_id, joined["participant_id"], clock.now)
+        pid = joined["participant_id"]
+        if consent:
+            transcripts.add_segment(
+                s, visit_id, f"client:{pid}", 3.0, 6.5, "My landlord says we will be evicted.", []
+            )
+            transcripts.add_segment(
+                s, visit_id, f"client:{pid}", 3.0, 6.5, "My landlord says we will be evicted.", []
+            )
+        lifecycle.end(s, worker, visit_id, "server stopped", clock.now)
+    await client.close()
+    return visit_id, db
+
+
+async def test_a_restart_drafts_the_missing_note_once(
+    make_client: AppMaker, staff: Staff, clock: Clock
+) -> None:
+    visit_id, db = await _ended_visit(make_client, staff, clock, consent=True)
+    with db.session() as s:
+        assert s.exec(select(func.count()).select_from(Note)).one() == 0
+    first, second = await make_client(), await make_client()  # two processes start on one database
+    w = await login(first, staff.worker.email)
+    for _ in range(200):
+        resp = await first.get(f"/api/visits/{visit_id}/note", headers=w)
+        if resp.status == 200:
+            break
+        await asyncio.sleep(0.05)
+    note = await ok(resp)
+    await asyncio.sleep(0.3)  # let the second process's catch-up run too
+    with db.session() as s:
+        assert s.exec(select(func.count()).select_from(Note)).one() == 1
+    assert second.app is not None
+    # The segment stored twice (a re-transcription after the crash) is in the transcript once.
+    assert [q["text"] for q in note["transcript"]] == ["My landlord says we will be evicted."]
+    (flag,) = note["risk_flags"]
+    assert (
+        flag["status"] == "suggested" and "evicted" in flag["quote"]["text"] and flag["quote"]["start"] >= 3.0
+    )
+
+
+async def test_a_visit_without_consent_has_a_note_without_transcript(
+    make_client: AppMaker, staff: Staff, clock: Clock
+) -> None:
+    visit_id, _ = await _ended_visit(make_client, staff, clock, consent=False)
+    client = await make_client()
+    w = await login(client, staff.worker.email)
+    for _ in range(200):
+        resp = await client.get(f"/api/visits/{visit_id}/note", headers=w)
+        if resp.status == 200:
+            break
+        await asyncio.sleep(0.05)
+    note = await ok(resp)
+    assert note["header"]["consent"] is False and note["transcript"] == []
+    assert "not recorded" in " ".join(note["sections"]["remarks"])
+
+
+async def test_audio_is_kept_for_the_retention_period_after_signing(
+    make_client: AppMaker, staff: Staff, clock: Clock, tmp_path: Path
+) -> None:
+    visit_id, db = await _ended_visit(make_client, staff, clock, consent=True)
+    folder = tmp_path / "var" / "audio" / str(visit_id)
+    folder.mkdir(parents=True)
+    (folder / "2-1.wav").write_bytes(b"RIFF")
+    (folder / "2-1.json").write_text("{}")
+    client = await make_client(audio_retention_days=30)
+    w = await login(client, staff.worker.email)
+    note = await _note(client, w, visit_id)
+    signed = await ok(await client.post(f"/api/notes/{note['id']}/sign", headers=w))
+    assert signed["audio_deleted_at"] is None and (folder / "2-1.wav").exists()
+    clock.advance(days=29)
+    assert await enforce_retention(client.app) == 0 and (folder / "2-1.wav").exists()
+    clock.advance(days=1, minutes=1)
+    assert await enforce_retention(client.app) == 1
+    assert not folder.exists()
+    with db.session() as s:
+        kept = s.exec(select(Note).where(Note.visit_id == visit_id)).one()
+    assert kept.audio_deleted_at == clock.now and kept.audio_deleted == '["2-1.json", "2-1.wav"]'
+
+
+async def _note(client: Any, headers: dict[str, str], visit_id: int) -> dict[str, Any]:
+    for _ in range(200):
+        resp = await client.get(f"/api/visits/{visit_id}/note", headers=headers)
+        if resp.status == 200:
+            body: dict[str, Any] = await resp.json()
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError("no note was drafted")

@@ -1,0 +1,131 @@
+"""The client's own page from the link in their messages, and the admin's outbox page."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlmodel import select
+
+from caserecord.db import Database
+from caserecord.models import Booking, ClientLink
+from tests.conftest import AppMaker, Clock, Staff, login
+from tests.helpers import Client
+from tests.scheduler.mailbox import booked, outbox_rows, smtp_sink
+from web.admin_pages import SENDER
+
+START = datetime(2026, 3, 5, 17, 0, tzinfo=UTC)
+
+
+def link_of(db: Database, booking_id: int) -> str:
+    with db.session() as s:
+        link = s.exec(select(ClientLink).where(ClientLink.booking_id == booking_id)).one()
+        return link.token
+
+
+def booking_row(db: Database, booking_id: int) -> Booking:
+    with db.session() as s:
+        row = s.get(Booking, booking_id)
+        assert row is not None
+        return row
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
+    assert found is not None, html
+    return found.group(1)
+
+
+async def page(client: Client, token: str, status: int = 200) -> str:
+    resp = await client.get(f"/c/{token}")
+    html = await resp.text()
+    assert resp.status == status, html
+    return html
+
+
+async def test_the_client_sees_moves_and_cancels_their_visit(
+    make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    client = await make_client(outbox_sender=False, data_dir=tmp_path)
+    _, booking = await booked(client, staff.worker.id, staff.worker.email)
+    token = link_of(database, booking["id"])
+    assert token not in booking["client_join_url"]
+    html = await page(client, token)
+    assert "Your visit with Worker" in html and "Thursday 5 March 2026, 09:00" in html
+    assert "America/Los_Angeles" in html and "Booked" in html and "Join visit</button>" not in html
+    assert 'name="viewport" content="width=device-width' in html
+    assert 'value="2026-03-05T09:30:00-08:00"' in html and 'value="2026-03-05T09:00:00-08:00"' not in html
+
+    # A form from elsewhere (no or a wrong token) changes nothing.
+    resp = await client.post(f"/c/{token}/reschedule", data={"start": "2026-03-05T09:30:00-08:00"})
+    assert resp.status == 422 and "nothing was changed" in await resp.text()
+    for bad in ("2026-03-05T09:10:00-08:00", "2026-03-05T09:30:00", "tomorrow"):
+        refused = await client.post(
+            f"/c/{token}/reschedule", data={"start": bad, "csrf_token": csrf_of(html)}
+        )
+        assert refused.status == 422 and "choose one of the times listed" in (await refused.text()).lower()
+    moved = await client.post(
+        f"/c/{token}/reschedule",
+        data={"start": "2026-03-05T09:30:00-08:00", "csrf_token": csrf_of(html)},
+        allow_redirects=False,
+    )
+    assert moved.status == 303 and moved.headers["Location"] == f"/c/{token}?done=moved"
+    row = booking_row(database, booking["id"])
+    assert row.start_at == START + timedelta(minutes=30) and row.sequence == 1
+    # The old page's form is now out of date: a second post from it is refused.
+    stale = await client.post(f"/c/{token}/cancel", data={"csrf_token": csrf_of(html)}, allow_redirects=False)
+    assert stale.status == 422 and booking_row(database, booking["id"]).status == "booked"
+    html = await page(client, f"{token}?done=moved")
+    assert "Your visit has moved." in html and "09:30" in html
+    gone = await client.post(f"/c/{token}/cancel", data={"csrf_token": csrf_of(html)}, allow_redirects=False)
+    assert gone.status == 303
+    assert booking_row(database, booking["id"]).status == "cancelled"
+    html = await page(client, token)
+    assert "Cancelled" in html and "Move my visit" not in html
+
+
+async def test_changes_stop_at_the_cutoff_and_the_join_button_shows_when_it_is_time(
+    make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    client = await make_client(outbox_sender=False, data_dir=tmp_path, client_cutoff_hours=24)
+    _, booking = await booked(client, staff.worker.id, staff.worker.email)
+    token = link_of(database, booking["id"])
+    html = await page(client, token)
+    clock.now = START - timedelta(hours=23)
+    resp = await client.post(f"/c/{token}/cancel", data={"csrf_token": csrf_of(html)})
+    assert resp.status == 422 and "up to 24 hours before" in await resp.text()
+    html = await page(client, token)
+    assert "Move my visit" not in html and "call your worker" in html
+    clock.now = START - timedelta(minutes=10)
+    html = await page(client, token)
+    assert f'action="/j/{booking["client_join_url"].rsplit("/", 1)[1]}"' in html
+    clock.now = START + timedelta(minutes=30, hours=24, seconds=1)
+    html = await page(client, token, 410)
+    assert "expired" in html
+    await page(client, "not-a-real-token-at-all-xxxxxxxx", 410)
+
+
+async def test_the_admin_sees_failed_and_waiting_messages(
+    make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    with smtp_sink(refuse="554 5.7.1 Rejected") as (_, port):
+        client = await make_client(
+            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path, outbox_max_attempts=1
+        )
+        await booked(client, staff.worker.id, staff.worker.email)
+        await client.app[SENDER].run_due(clock.now)
+    admin = await login(client, staff.admin.email)
+    resp = await client.get("/admin/outbox", headers=admin)
+    html = await resp.text()
+    assert resp.status == 200, html
+    assert "Failed (1)" in html and "554" in html and "invitation by email to client@example.net" in html
+    assert "reminder_24h by sms" in html and "SMS file outbox (1)" in html
+    worker = await login(client, staff.worker.email)
+    assert (await client.get("/admin/outbox", headers=worker)).status == 403
+    anonymous = await client.get("/admin/outbox", allow_redirects=False)
+    assert anonymous.status == 303 and anonymous.headers["Location"].startswith("/?next=")
+    assert any(r.state == "failed" for r in outbox_rows(database))

@@ -1,0 +1,287 @@
+"""Visit notes on the web: drafted once when a visit ends, then edited, signed and reviewed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from aiohttp import web
+from pydantic import BaseModel, Field, StringConstraints
+from sqlmodel import Session, select
+
+from caserecord import notes, transcripts
+from caserecord.models import Booking, Note, User, Visit, VisitParticipant
+from transcription import DeterministicDrafter, Drafter, Segment, VisitContext, Word
+from transcription.llm import OpenAICompatibleDrafter
+from web import schemas as S
+from web.api import api
+from web.routing import Call, json_response
+from web.runtime import RUNTIME
+
+log = logging.getLogger(__name__)
+DRAFTER = web.AppKey("drafter", Drafter)
+_TASKS = web.AppKey("note_tasks", set[asyncio.Task[None]])
+
+
+def _context_and_segments(s: Session, visit_id: int) -> tuple[VisitContext, list[Segment]]:
+    visit = s.get(Visit, visit_id)
+    assert visit is not None
+    worker = s.get(User, visit.worker_id)
+    assert worker is not None
+    booking = s.get(Booking, visit.booking_id) if visit.booking_id is not None else None
+    people = list(s.exec(select(VisitParticipant).where(VisitParticipant.visit_id == visit_id)))
+    client = next((p for p in people if p.kind == "client"), None)
+    start = visit.started_at or (booking.start_at if booking is not None else visit.created_at)
+    end = visit.ended_at or start
+    present = tuple(dict.fromkeys(p.name for p in people if p.admitted_at is not None))
+    context = VisitContext(
+        visit_start=start,
+        timezone=worker.timezone,
+        worker_name=worker.name,
+        client_name=client.name if client is not None else "",
+        duration=max(end - start, timedelta(0)),
+        consent=bool(visit.recording),
+        present=present or (worker.name,),
+    )
+    segments = []
+    for row, _ in transcripts.segments(s, visit_id):
+        words = tuple(Word(a, b, w, p) for a, b, w, p in json.loads(row.words))
+        segments.append(Segment(row.speaker, row.start_ms / 1000, row.end_ms / 1000, row.text, words))
+    return context, segments
+
+
+async def draft_visit_note(app: web.Application, visit_id: int) -> None:
+    """Draft and file the note of an ended visit (once: a second call files nothing)."""
+    rt = app[RUNTIME]
+    context, segments = await rt.db.read(_context_and_segments, visit_id)
+    drafter = app[DRAFTER]
+    draft = await drafter.draft(context, segments)
+    note = await rt.db.write(notes.file_note, visit_id, drafter.name, draft.to_dict(), rt.clock())
+    if note is not None:
+        log.info("note drafted", extra={"visit_id": visit_id, "note_id": note.id, "segments": len(segments)})
+
+
+def _delete_audio(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    gone = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix in (".wav", ".json"):
+            path.unlink(missing_ok=True)
+            gone.append(path.name)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+    return gone
+
+
+async def enforce_retention(app: web.Application) -> int:
+    """Delete the audio of signed notes past the agency's retention; return how many visits."""
+    rt = app[RUNTIME]
+    keep = timedelta(days=rt.settings.audio_retention_days)
+    now = rt.clock()
+    due = await rt.db.read(notes.audio_due, now, keep)
+    for note in due:
+        assert note.id is not None
+        files = await asyncio.to_thread(_delete_audio, rt.settings.data_dir / "audio" / str(note.visit_id))
+        await rt.db.write(notes.record_audio_deleted, note.id, files, now)
+        log.info("audio deleted", extra={"visit_id": note.visit_id, "note_id": note.id, "files": len(files)})
+    return len(due)
+
+
+def notes_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: choose the drafter; draft notes of visits that ended before a restart."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        llm = OpenAICompatibleDrafter.from_env()
+        app[DRAFTER] = llm if llm is not None else DeterministicDrafter()
+        tasks: set[asyncio.Task[None]] = set()
+        app[_TASKS] = tasks
+
+        async def catch_up() -> None:
+            for visit_id in await app[RUNTIME].db.read(notes.visits_without_note):
+                try:
+                    await draft_visit_note(app, visit_id)
+                except Exception:
+                    log.exception("drafting after a restart failed", extra={"visit_id": visit_id})
+
+        async def retention_daily() -> None:
+            while True:
+                try:
+                    await enforce_retention(app)
+                except Exception:
+                    log.exception("enforcing audio retention failed")
+                await asyncio.sleep(24 * 3600)
+
+        tasks.add(asyncio.create_task(catch_up(), name="draft missing notes"))
+        tasks.add(asyncio.create_task(retention_daily(), name="audio retention"))
+        yield
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    return ctx(app)
+
+
+class NoteOut(BaseModel):
+    id: int
+    visit_id: int
+    case_id: int
+    status: str
+    version: int
+    generated: bool
+    drafter: str
+    header: dict[str, Any]
+    summary: Any
+    sections: dict[str, Any]
+    action_items: list[Any]
+    risk_flags: list[Any]
+    transcript: list[Any]
+    signed_at: datetime | None
+    reviewed_at: datetime | None
+    review_comment: str | None
+    audio_deleted_at: datetime | None = None
+    audio_deleted: list[str] = []
+
+
+def _note_by_id(s: Session, note_id: int) -> Note:
+    note = s.get(Note, note_id)
+    assert note is not None
+    return note
+
+
+def note_out(note: Note) -> NoteOut:
+    body = json.loads(note.body)
+    assert note.id is not None
+    return NoteOut(
+        id=note.id,
+        visit_id=note.visit_id,
+        case_id=note.case_id,
+        status=note.status,
+        version=note.version,
+        generated=bool(body.get("generated", True)),
+        drafter=note.drafter,
+        header=body.get("header", {}),
+        summary=body.get("summary"),
+        sections={
+            k: body.get(k) for k in ("client_words", "follow_up", "observations", "analysis", "remarks")
+        },
+        action_items=body.get("action_items", []),
+        risk_flags=body.get("risk_flags", []),
+        transcript=body.get("transcript", []),
+        signed_at=note.signed_at,
+        reviewed_at=note.reviewed_at,
+        review_comment=note.review_comment,
+        audio_deleted_at=note.audio_deleted_at,
+        audio_deleted=json.loads(note.audio_deleted) if note.audio_deleted else [],
+    )
+
+
+class NotePatch(S.In):
+    version: Annotated[int, Field(ge=1, le=2**31 - 1, description="The version you edited (from GET)")]
+    summary: Any = None
+    observations: Annotated[str, StringConstraints(max_length=20_000)] | None = None
+    analysis: Annotated[str, StringConstraints(max_length=20_000)] | None = None
+    action_items: list[Any] | None = None
+    risk_flags: list[Any] | None = None
+    follow_up: Any = None
+
+
+class ReviewIn(S.In):
+    comment: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
+STAFF = ("admin", "supervisor", "worker")
+
+
+@api.add(
+    "GET",
+    "/api/visits/{visit_id}/note",
+    summary="The visit's note (drafted when the visit ends)",
+    roles=STAFF,
+    response=NoteOut,
+    tag="notes",
+)
+async def get_note(call: Call) -> web.StreamResponse:
+    note = await call.rt.db.write(notes.read_note, call.actor, call.path["visit_id"])
+    return json_response(note_out(note))
+
+
+@api.add(
+    "PATCH",
+    "/api/notes/{note_id}",
+    summary="Edit a draft note's sections",
+    roles=("admin", "worker"),
+    body=NotePatch,
+    response=NoteOut,
+    errors=(409,),
+    tag="notes",
+)
+async def patch_note(call: Call) -> web.StreamResponse:
+    body: NotePatch = call.body
+    changes = body.model_dump(exclude={"version"}, exclude_unset=True)
+    note = await call.rt.db.write(
+        notes.update_note, call.actor, call.path["note_id"], changes, body.version, call.rt.clock()
+    )
+    return json_response(note_out(note))
+
+
+@api.add(
+    "POST",
+    "/api/notes/{note_id}/sign",
+    summary="Sign a note (no edits in place afterwards)",
+    roles=("admin", "worker"),
+    response=NoteOut,
+    errors=(409,),
+    tag="notes",
+)
+async def sign_note(call: Call) -> web.StreamResponse:
+    note = await call.rt.db.write(notes.sign_note, call.actor, call.path["note_id"], call.rt.clock())
+    if call.rt.settings.audio_retention_days == 0:
+        await enforce_retention(call.request.app)  # audio goes when the note is signed
+        note = await call.rt.db.read(_note_by_id, note.id or 0)
+    return json_response(note_out(note))
+
+
+@api.add(
+    "POST",
+    "/api/notes/{note_id}/approve",
+    summary="Approve a signed note",
+    roles=("admin", "supervisor"),
+    body=ReviewIn,
+    response=NoteOut,
+    errors=(409,),
+    tag="notes",
+)
+async def approve_note(call: Call) -> web.StreamResponse:
+    note = await call.rt.db.write(
+        notes.review_note, call.actor, call.path["note_id"], True, call.body.comment, call.rt.clock()
+    )
+    return json_response(note_out(note))
+
+
+@api.add(
+    "POST",
+    "/api/notes/{note_id}/return",
+    summary="Return a signed note to the worker with a comment",
+    roles=("admin", "supervisor"),
+    body=ReviewIn,
+    response=NoteOut,
+    errors=(409,),
+    tag="notes",
+)
+async def return_note(call: Call) -> web.StreamResponse:
+    note = await call.rt.db.write(
+        notes.review_note, call.actor, call.path["note_id"], False, call.body.comment, call.rt.clock()
+    )
+    return json_response(note_out(note))
+
+
+def install_notes(app: web.Application) -> None:
+    """Start the drafter (and its catch-up after a restart)."""
+    app.cleanup_ctx.append(notes_ctx)
