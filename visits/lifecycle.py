@@ -465,3 +465,18 @@ def walk_in(
         device=part.device,
     )
     return part, token, visit
+
+
+def end_stale(s: Session, now: datetime) -> list[int]:
+    """End visits left live past their join window (the server stopped during them)."""
+    stale = s.exec(
+        select(Visit).where(
+            col(Visit.status).in_(("waiting", "in_progress")), col(Visit.join_expires_at) < now
+        )
+    )
+    ended = []
+    for visit in stale:
+        assert visit.id is not None
+        end(s, Actor.system(), visit.id, "ended after the server restarted", now, check=False)
+        ended.append(visit.id)
+    return ended

@@ -17,8 +17,9 @@ from sqlmodel import Session, select
 
 from caserecord import notes, transcripts
 from caserecord.models import Booking, Note, User, Visit, VisitParticipant
-from transcription import DeterministicDrafter, Drafter, Segment, VisitContext, Word
+from transcription import SAMPLE_RATE, DeterministicDrafter, Drafter, Segment, VisitContext, Word, read_audio
 from transcription.llm import OpenAICompatibleDrafter
+from visits import lifecycle
 from web import schemas as S
 from web.api import api
 from web.routing import Call, json_response
@@ -56,9 +57,57 @@ def _context_and_segments(s: Session, visit_id: int) -> tuple[VisitContext, list
     return context, segments
 
 
+GAP_SECONDS = 3.0
+
+
+def _covered_until(s: Session, visit_id: int) -> dict[str, float]:
+    """Return, per speaker label, where their stored transcript ends (seconds into the visit)."""
+    ends: dict[str, float] = {}
+    for row, _ in transcripts.segments(s, visit_id):
+        ends[row.speaker] = max(ends.get(row.speaker, 0.0), row.end_ms / 1000)
+    return ends
+
+
+async def transcribe_what_is_missing(app: web.Application, visit_id: int) -> int:
+    """Transcribe audio on disk that no stored segment covers (the process stopped mid-visit).
+
+    Returns how many segments were added. The stored segments' unique key makes a repeat harmless.
+    """
+    from web.visits import VISITS  # visits installs the audio store and the engine
+
+    services = app[VISITS]
+    engine = services.engine
+    if engine is None:
+        return 0
+    rt = app[RUNTIME]
+    parts = await asyncio.to_thread(services.store.parts, visit_id)
+    covered = await rt.db.read(_covered_until, visit_id)
+    added = 0
+    for part in parts:
+        done = max(covered.get(part.speaker, 0.0), part.offset)
+        if part.end - done < GAP_SECONDS:
+            continue
+        audio = await asyncio.to_thread(read_audio, part.path)
+        start_sample = int((done - part.offset) * SAMPLE_RATE)
+        segments = await engine.transcribe(audio[start_sample:], speaker=part.speaker, offset=done)
+        for seg in segments:
+            words = [(w.start, w.end, w.text, w.probability) for w in seg.words]
+            row = await rt.db.write(
+                transcripts.add_segment, visit_id, seg.speaker, seg.start, seg.end, seg.text, words
+            )
+            added += row is not None
+        covered[part.speaker] = part.end
+    if added:
+        log.info(
+            "transcribed audio left from before a restart", extra={"visit_id": visit_id, "segments": added}
+        )
+    return added
+
+
 async def draft_visit_note(app: web.Application, visit_id: int) -> None:
     """Draft and file the note of an ended visit (once: a second call files nothing)."""
     rt = app[RUNTIME]
+    await transcribe_what_is_missing(app, visit_id)
     context, segments = await rt.db.read(_context_and_segments, visit_id)
     drafter = app[DRAFTER]
     draft = await drafter.draft(context, segments)
@@ -104,7 +153,11 @@ def notes_ctx(app: web.Application) -> AsyncIterator[None]:
         app[_TASKS] = tasks
 
         async def catch_up() -> None:
-            for visit_id in await app[RUNTIME].db.read(notes.visits_without_note):
+            rt = app[RUNTIME]
+            # Visits the server was holding when it stopped: end those whose time has passed.
+            for visit_id in await rt.db.write(lifecycle.end_stale, rt.clock()):
+                log.info("visit ended after a restart", extra={"visit_id": visit_id})
+            for visit_id in await rt.db.read(notes.visits_without_note):
                 try:
                     await draft_visit_note(app, visit_id)
                 except Exception:

@@ -55,6 +55,7 @@ class VisitServices:
     ice_servers: list[dict[str, Any]]
     kiosk_device: Throttle
     kiosk_code: Throttle
+    engine: Engine | None = None
     worker_feeds: dict[int, set[web.WebSocketResponse]] = field(default_factory=dict)
 
     async def tell_worker(self, worker_id: int, message: dict[str, Any]) -> None:
@@ -144,6 +145,7 @@ def visits_ctx(app: web.Application) -> AsyncIterator[None]:
             ice_servers=ice,
             kiosk_device=Throttle(limit=10, window=300),
             kiosk_code=Throttle(limit=20, window=300),
+            engine=engine,
         )
         yield
         await hub.close()

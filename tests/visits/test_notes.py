@@ -124,3 +124,52 @@ async def _note(client: Any, headers: dict[str, str], visit_id: int) -> dict[str
             return body
         await asyncio.sleep(0.05)
     raise AssertionError("no note was drafted")
+
+
+async def test_audio_left_on_disk_by_a_crash_is_transcribed_into_the_note(
+    make_client: AppMaker, staff: Staff, clock: Clock, tmp_path: Path
+) -> None:
+    """The server died mid-visit (kill -9): the WAV on disk holds speech no segment covers."""
+    import wave
+    from datetime import UTC, datetime
+
+    from tests.visits.audio_fixtures import make_speech_wav
+    from visits.audio import AudioStore
+
+    clock.now = clock.now.replace(day=3, hour=16, minute=55)
+    client = await make_client(transcribe=False)  # the crashed process's transcriber never ran
+    w = await login(client, staff.worker.email)
+    assert staff.worker.id is not None
+    await publish(client, w, staff.worker.id)
+    case_id = await open_case(client, w, staff.worker.id, "Rosa Diaz")
+    body = {"worker_id": staff.worker.id, "case_id": case_id, "start": "2026-03-03T09:00:00-08:00"}
+    booking = await ok(await client.post("/api/bookings", json=body, headers=w), 201)
+    token = booking["client_join_url"].rsplit("/", 1)[1]
+    joined = await ok(await client.post(f"/api/join/{token}", json={"consent": True}))
+    visit_id, pid = int(booking["visit_id"]), int(joined["participant_id"])
+    await ok(await client.post(f"/api/visits/{visit_id}/admit", json={"participant_id": pid}, headers=w))
+    said = "My landlord says we will be evicted next month."
+    wav = make_speech_wav(tmp_path / "said.wav", said, rate=16_000, lead_silence=0.5, tail_silence=0.5)
+    with wave.open(str(wav)) as f:
+        pcm = f.readframes(f.getnframes())
+    store = AudioStore(tmp_path / "var" / "audio")
+    part = await store.open_part(visit_id, pid, f"client:{pid}", offset=12.0, started_at=datetime.now(UTC))
+    await part.write(pcm)
+    await part.flush()  # what reached the disk before the kill; the part is never closed
+    store.close()
+    await client.close()
+
+    clock.advance(hours=2)  # the server comes back after the visit's time
+    first, second = await make_client(), await make_client()
+    w = await login(first, staff.worker.email)
+    note = await _note(first, w, visit_id)
+    detail = await ok(await first.get(f"/api/visits/{visit_id}", headers=w))
+    assert detail["status"] == "ended" and detail["end_reason"] == "ended after the server restarted"
+    (line,) = note["transcript"]
+    assert "evicted" in line["text"].lower() and line["start"] >= 12.0
+    assert [f["category"] for f in note["risk_flags"]] == ["eviction_or_homelessness"]
+    await asyncio.sleep(0.5)
+    db: Database = first.app[RUNTIME].db
+    with db.session() as s:
+        assert s.exec(select(func.count()).select_from(Note)).one() == 1
+    assert second.app is not None
