@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from bench import booking, join, notes, report, slots, uplinks
+from bench import booking, join, notes, outbox, report, slots, uplinks
 from bench.machine import describe
 from bench.timing import say
 
@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, for trying the bench out")
     parser.add_argument(
-        "--only", choices=["slots", "booking", "uplinks", "join", "notes"], help="run one benchmark"
+        "--only", choices=["slots", "booking", "uplinks", "join", "notes", "outbox"], help="run one benchmark"
     )
     parser.add_argument("--output", type=Path, default=report.RESULTS, help="where to write the results")
     args = parser.parse_args(argv)
@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         body += join.markdown(join.run(quick=args.quick))
     if args.only in (None, "notes"):
         body += notes.markdown(notes.run(quick=args.quick))
+    if args.only in (None, "outbox"):
+        body += outbox.markdown(outbox.run(quick=args.quick))
     seconds = time.perf_counter() - started
     report.write(report.machine_md(machine, seconds, args.quick) + body, args.output)
     say(f"done in {seconds:.0f} s; wrote {args.output}")

@@ -192,8 +192,13 @@ async def test_a_visit_from_link_to_end(served: tuple[str, int, str, Path], brow
     await expect(worker.locator("#visit-status")).to_have_text("ended")
 
     # Seconds later the draft note waits on the worker's page, beside the transcript.
-    await worker.goto(f"{base}/worker")
-    await worker.get_by_role("link", name="Maria Lopez").first.click()
+    to_sign = worker.locator("section[aria-labelledby=sign-h] a", has_text="Maria Lopez")
+    for _ in range(60):  # "End visit" answers once the note is filed; the socket said "ended" before
+        await worker.goto(f"{base}/worker")
+        if await to_sign.count():
+            break
+        await worker.wait_for_timeout(500)
+    await to_sign.first.click()
     await expect(worker.get_by_role("heading", name="Visit note: Maria Lopez")).to_be_visible()
     await expect(worker.locator(".transcript li").first).to_be_visible()
     await expect(worker.get_by_text("generated: check before signing")).to_be_visible()
