@@ -8,7 +8,7 @@ import functools
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -57,6 +57,20 @@ class VisitServices:
     kiosk_code: Throttle
     engine: Engine | None = None
     worker_feeds: dict[int, set[web.WebSocketResponse]] = field(default_factory=dict)
+
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` in a task the app waits for at shutdown (errors are logged)."""
+        task = asyncio.ensure_future(coro)
+        self.background.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self.background.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background task failed", exc_info=t.exception())
+
+        task.add_done_callback(done)
 
     async def tell_worker(self, worker_id: int, message: dict[str, Any]) -> None:
         """Send a message to every open /worker page of one worker."""
@@ -148,6 +162,7 @@ def visits_ctx(app: web.Application) -> AsyncIterator[None]:
             engine=engine,
         )
         yield
+        await asyncio.gather(*app[VISITS].background, return_exceptions=True)
         await hub.close()
         await uplinks.close()  # finishes every visit's transcriber first
         store.close()
@@ -891,8 +906,9 @@ async def visit_socket(request: web.Request) -> web.StreamResponse:
                 break
     finally:
         services.hub.detach(visit_id, peer)
-        # Tell the others first: closing a socket whose peer vanished can wait for a close frame.
-        await push_state(app, visit_id)
+        # aiohttp may cancel this handler when the connection drops, so the others are told
+        # from a task of its own rather than by awaiting here.
+        services.spawn(push_state(app, visit_id))
         if not ws.closed:
             await ws.close()
     return ws
