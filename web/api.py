@@ -14,6 +14,7 @@ from caserecord.audit import Actor
 from caserecord.errors import Invalid, NotFound
 from caserecord.models import Booking, Client, OfficeHourBlock, OfficeHourException, User, Visit
 from scheduler import ical, service
+from scheduler.mail import sender_address
 from scheduler.rules import Slot
 from web import schemas as S
 from web.auth import clear_session_cookie, end_session, set_session_cookie
@@ -593,7 +594,8 @@ def booking_event(s: Session, booking: Booking, rt: Runtime) -> ical.BookingEven
         ),
         url=join,
         organizer_name=worker.name,
-        organizer_email=worker.email,
+        # The same organizer as the e-mailed invite of this UID: the agency's address, no staff one.
+        organizer_email=sender_address(rt.settings.mail_from, rt.settings.base_url).addr_spec,
         attendee_name=client.name if client is not None else None,
         attendee_email=client.email if client is not None else None,
         created=booking.created_at,

@@ -112,6 +112,8 @@ async def test_bookings_in_feed_and_invites_track_every_change(
     assert _utc(event["DTSTART"].dt) == _utc(datetime.fromisoformat(booking["start"]))
     assert str(event["DTSTART"].params["TZID"]) == "America/Los_Angeles"
     assert "mailto:client@example.net" in str(event["ATTENDEE"]).lower()
+    # The organizer is the agency's sending address, as in the e-mailed invite: no staff address.
+    assert str(event["ORGANIZER"]).lower() == "mailto:no-reply@lastmile.test"
     assert booking["client_join_url"] in str(event["DESCRIPTION"])
 
     moved = await ok(
