@@ -330,5 +330,59 @@ class Note(SQLModel, table=True):
     review_comment: str | None = Field(default=None, max_length=2000)
     audio_deleted_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     audio_deleted: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON file list
+    # The booking made from the suggested follow-up (one click on the note page), if any.
+    follow_up_booking_id: int | None = Field(default=None, foreign_key="bookings.id")
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class NoteRevision(SQLModel, table=True):
+    """Each version of a note's body as it was saved: the drafter's first, then every edit."""
+
+    __tablename__ = "note_revisions"
+    __table_args__ = (UniqueConstraint("note_id", "version", name="uq_note_revision_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    note_id: int = Field(foreign_key="notes.id", index=True)
+    version: int
+    body: str = Field(sa_column=Column(Text, nullable=False))  # JSON
+    author_id: int | None = Field(default=None, foreign_key="users.id")  # None: the drafter
+    sections: str = Field(default="[]", max_length=500)  # JSON list of the sections changed
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class NoteAddendum(SQLModel, table=True):
+    """Text added to a signed note later; the note itself is never edited in place."""
+
+    __tablename__ = "note_addenda"
+
+    id: int | None = Field(default=None, primary_key=True)
+    note_id: int = Field(foreign_key="notes.id", index=True)
+    author_id: int = Field(foreign_key="users.id")
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class RiskAlert(SQLModel, table=True):
+    """A risk flag a person confirmed: the supervisor is alerted at once and acknowledges it.
+
+    One row per visit, category and moment; un-confirming the flag withdraws the alert.
+    """
+
+    __tablename__ = "risk_alerts"
+    __table_args__ = (UniqueConstraint("visit_id", "category", "at_ms", name="uq_risk_alert_visit_moment"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    visit_id: int = Field(foreign_key="visits.id", index=True)
+    note_id: int | None = Field(default=None, foreign_key="notes.id")
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    worker_id: int = Field(foreign_key="users.id", index=True)
+    category: str = Field(max_length=40)
+    label: str = Field(max_length=100)
+    quote: str = Field(sa_column=Column(Text, nullable=False))
+    at_ms: int = 0  # the moment in the visit the quote was said
+    confirmed_by: int = Field(foreign_key="users.id")
+    confirmed_at: datetime = Field(sa_column=_ts(index=True))
+    withdrawn_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    acknowledged_by: int | None = Field(default=None, foreign_key="users.id")
+    acknowledged_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))

@@ -70,7 +70,7 @@ def test_migrations_are_repeatable(database: Database) -> None:
     names = set(inspect(database.engine).get_table_names())
     assert {"users", "clients", "cases", "office_hour_blocks", "bookings", "visits", "audit_events"} <= names
     with database.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
 
 
 def test_migrations_build_exactly_the_models(database: Database) -> None:
