@@ -384,6 +384,14 @@ def walkin_worker(s: Session, token: str) -> User:
     return user
 
 
+def kiosk_walkin_worker(s: Session, worker_id: int) -> User:
+    """Return the worker a kiosk client picked from the open walk-in hours, or raise NotFound."""
+    user = s.get(User, worker_id)
+    if user is None or not user.active or user.id is None or user.role not in ("worker", "supervisor"):
+        raise NotFound("no walk-in queue for that worker; pick one from the list on the kiosk")
+    return user
+
+
 def walkin_link_token(s: Session, actor: Actor, worker_id: int) -> str:
     """Return the worker's walk-in link secret, making it the first time."""
     worker = require_worker_write(s, actor, worker_id)
@@ -463,6 +471,7 @@ def walk_in(
         participant_id=part.id,
         consent=consent,
         device=part.device,
+        via=part.via,
     )
     return part, token, visit
 

@@ -7,10 +7,11 @@ import contextlib
 import functools
 import json
 import logging
+import re
 import secrets
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -23,7 +24,7 @@ from caserecord import audit, transcripts
 from caserecord.access import require_case
 from caserecord.audit import Actor
 from caserecord.errors import Conflict, Forbidden, NotFound, RecordError
-from caserecord.models import Note, Visit, VisitParticipant
+from caserecord.models import Note, User, Visit, VisitParticipant
 from scheduler import service
 from transcription import Engine, EngineOptions, Segment, StreamingTranscriber
 from visits import lifecycle
@@ -307,14 +308,33 @@ async def join_page(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def kiosk_page(request: web.Request) -> web.StreamResponse:
-    """GET /kiosk: a public kiosk enters the code from the invitation."""
-    resp = render("kiosk.html")
+@dataclass(frozen=True, slots=True)
+class _KioskQueue:
+    """One walk-in queue as the kiosk shows it: the worker's name and until when, nothing else."""
+
+    worker_id: int
+    worker_name: str
+    until: str
+
+
+def _until(end: datetime) -> str:
+    return end.strftime("%H:%M %Z").strip()
+
+
+def _kiosk_cookie(request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
     if KIOSK_COOKIE not in request.cookies:
         resp.set_cookie(
             KIOSK_COOKIE, secrets.token_urlsafe(12), httponly=True, samesite="Strict", max_age=365 * 86400
         )
     return resp
+
+
+async def kiosk_page(request: web.Request) -> web.StreamResponse:
+    """GET /kiosk: a public kiosk enters the code from the invitation, or joins a walk-in queue."""
+    rt = request.app[RUNTIME]
+    open_now = await rt.db.read(service.open_walk_ins, rt.clock())
+    queues = [_KioskQueue(w.worker_id, w.worker_name, _until(w.end)) for w in open_now]
+    return _kiosk_cookie(request, render("kiosk.html", walk_ins=queues))
 
 
 async def visit_page(request: web.Request) -> web.StreamResponse:
@@ -727,6 +747,13 @@ class WalkInIn(S.In):
     device: Literal["phone", "tablet", "computer", "kiosk", "unknown"] = "unknown"
 
 
+class KioskWalkInIn(S.In):
+    worker_id: Annotated[int, Field(ge=1, le=2**31 - 1, description="A worker from the kiosk's open queues")]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    phone: Annotated[str, StringConstraints(max_length=32)] | None = None
+    consent: bool = Field(description="The client agrees that the visit is recorded and transcribed")
+
+
 class WalkInLinkOut(BaseModel):
     url: str
 
@@ -742,6 +769,76 @@ class WalkInLinkOut(BaseModel):
 async def walk_in_link(call: Call) -> web.StreamResponse:
     token = await call.rt.db.write(lifecycle.walkin_link_token, call.actor, call.path["worker_id"])
     return json_response(WalkInLinkOut(url=f"{call.rt.settings.base_url}/w/{token}"))
+
+
+def _throttle(throttle: Throttle, key: str) -> None:
+    if not throttle.allow(key):
+        raise ProblemError(
+            429,
+            "Too Many Requests",
+            "too many tries; wait a few minutes and try again",
+            retry_after=throttle.retry_after(key),
+        )
+
+
+def _queue_walk_in(
+    s: Session,
+    worker: User,
+    now: datetime,
+    *,
+    name: str,
+    phone: str | None,
+    consent: bool,
+    device: str,
+    via: str,
+    ip: str | None,
+    grace: timedelta,
+) -> tuple[VisitParticipant, str, Visit]:
+    """Put a client in `worker`'s walk-in queue if it is open now, or raise Conflict."""
+    assert worker.id is not None
+    window = service.walk_in_window(s, worker.id, now)
+    if window is None:
+        raise Conflict(f"{worker.name}'s walk-in hours are closed now")
+    return lifecycle.walk_in(
+        s,
+        worker,
+        window[1],
+        name=name,
+        phone=phone,
+        consent=consent,
+        device=device,
+        via=via,
+        now=now,
+        ip=ip,
+        grace=grace,
+    )
+
+
+async def _walked_in(
+    services: VisitServices, part: VisitParticipant, ptoken: str, visit: Visit
+) -> web.StreamResponse:
+    """Tell the worker's page a walk-in waits and hand the client its participant token."""
+    assert visit.id is not None and part.id is not None
+    await services.tell_worker(
+        visit.worker_id,
+        {
+            "type": "waiting",
+            "visit_id": visit.id,
+            "name": part.name,
+            "device": part.device,
+            "via": part.via,
+            "since": part.joined_at.isoformat(),
+            "walk_in": True,
+        },
+    )
+    out = JoinOut(
+        visit_id=visit.id,
+        participant_id=part.id,
+        participant_token=ptoken,
+        recording=bool(part.consent),
+        ice_servers=services.ice_servers,
+    )
+    return json_response(out, 201)
 
 
 @api.add(
@@ -760,52 +857,69 @@ async def walk_in(call: Call) -> web.StreamResponse:
     rt = call.rt
     services = request.app[VISITS]
     body: WalkInIn = call.body
-    device_key = f"walkin|{client_ip(request)}|{request.cookies.get(KIOSK_COOKIE, '')}"
-    if not services.kiosk_device.allow(device_key):
-        raise ProblemError(429, "Too Many Requests", "too many tries; wait a few minutes and try again")
+    _throttle(services.kiosk_device, f"walkin|{client_ip(request)}|{request.cookies.get(KIOSK_COOKIE, '')}")
     now = rt.clock()
 
     def run(s: Session) -> tuple[VisitParticipant, str, Visit]:
         worker = lifecycle.walkin_worker(s, call.tokens["walkin_token"])
-        assert worker.id is not None
-        window = service.walk_in_window(s, worker.id, now)
-        if window is None:
-            raise Conflict(f"{worker.name}'s walk-in hours are closed now")
-        return lifecycle.walk_in(
+        return _queue_walk_in(
             s,
             worker,
-            window[1],
+            now,
             name=body.name,
             phone=body.phone,
             consent=body.consent,
             device=body.device,
             via="kiosk" if body.device == "kiosk" else "link",
-            now=now,
             ip=client_ip(request),
             grace=rt.join_policy.grace,
         )
 
     part, ptoken, visit = await rt.db.write(run)
-    assert visit.id is not None and part.id is not None
-    await services.tell_worker(
-        visit.worker_id,
-        {
-            "type": "waiting",
-            "visit_id": visit.id,
-            "name": part.name,
-            "device": part.device,
-            "since": part.joined_at.isoformat(),
-            "walk_in": True,
-        },
+    return await _walked_in(services, part, ptoken, visit)
+
+
+@api.add(
+    "POST",
+    "/api/kiosk/walk-in",
+    summary="A kiosk client joins a walk-in queue open now (picked from the kiosk's list)",
+    roles=None,
+    body=KioskWalkInIn,
+    response=JoinOut,
+    status=201,
+    errors=(404, 409, 429),
+    tag="visits",
+)
+async def kiosk_walk_in(call: Call) -> web.StreamResponse:
+    request = call.request
+    rt = call.rt
+    services = request.app[VISITS]
+    body: KioskWalkInIn = call.body
+    # Like codes: each kiosk device is slowed down, and so is a flood aimed at one worker's queue.
+    _throttle(
+        services.kiosk_device, f"kiosk-walkin|{client_ip(request)}|{request.cookies.get(KIOSK_COOKIE, '')}"
     )
-    out = JoinOut(
-        visit_id=visit.id,
-        participant_id=part.id,
-        participant_token=ptoken,
-        recording=bool(part.consent),
-        ice_servers=services.ice_servers,
-    )
-    return json_response(out, 201)
+    _throttle(services.kiosk_code, f"kiosk-walkin-worker|{body.worker_id}")
+    now = rt.clock()
+
+    def run(s: Session) -> tuple[VisitParticipant, str, Visit]:
+        worker = lifecycle.kiosk_walkin_worker(s, body.worker_id)
+        return _queue_walk_in(
+            s,
+            worker,
+            now,
+            name=body.name,
+            phone=body.phone,
+            consent=body.consent,
+            device="kiosk",
+            via="kiosk",
+            ip=client_ip(request),
+            grace=rt.join_policy.grace,
+        )
+
+    part, ptoken, visit = await rt.db.write(run)
+    log.info("kiosk walk-in", extra={"visit_id": visit.id, "worker_id": visit.worker_id})
+    return await _walked_in(services, part, ptoken, visit)
 
 
 async def walk_in_page(request: web.Request) -> web.StreamResponse:
@@ -846,6 +960,42 @@ async def walk_in_page(request: web.Request) -> web.StreamResponse:
             KIOSK_COOKIE, secrets.token_urlsafe(12), httponly=True, samesite="Strict", max_age=86400
         )
     return resp
+
+
+async def kiosk_walk_in_page(request: web.Request) -> web.StreamResponse:
+    """GET /kiosk/walk-in/{worker_id}: a kiosk client picked a walk-in queue: name, check, consent."""
+    rt = request.app[RUNTIME]
+    raw = request.match_info["worker_id"]
+    now = rt.clock()
+
+    def run(s: Session) -> tuple[str, tuple[datetime, datetime] | None, datetime | None]:
+        if not re.fullmatch(r"[0-9]{1,10}", raw) or not 1 <= int(raw) < 2**31:
+            raise NotFound("no such worker")
+        worker = lifecycle.kiosk_walkin_worker(s, int(raw))
+        assert worker.id is not None
+        return worker.name, service.walk_in_window(s, worker.id, now), service.next_walk_in(s, worker.id, now)
+
+    try:
+        name, window, upcoming = await rt.db.read(run)
+    except RecordError:
+        page = render(
+            "kiosk_closed.html",
+            status=404,
+            title="There is no such walk-in queue",
+            detail="Go back to the start and pick a name from the list, or ask at the front desk.",
+        )
+        return _kiosk_cookie(request, page)
+    if window is None:
+        later = f" They next open {upcoming.strftime('%A %-d %B, %H:%M %Z')}." if upcoming else ""
+        page = render(
+            "kiosk_closed.html",
+            status=409,
+            title=f"{name}'s walk-in hours are closed",
+            detail=f"Nobody can join this queue now.{later} Go back to the start to see who is open.",
+        )
+        return _kiosk_cookie(request, page)
+    resp = render("walk_in.html", worker_name=name, worker_id=int(raw), until=_until(window[1]), kiosk=True)
+    return _kiosk_cookie(request, resp)
 
 
 # --- the visit's WebSocket --------------------------------------------------------------
@@ -1026,6 +1176,7 @@ def install_visits(app: web.Application) -> None:
     app.router.add_get("/j/{token}", join_page)
     app.router.add_get("/kiosk", kiosk_page)
     app.router.add_get("/w/{token}", walk_in_page)
+    app.router.add_get("/kiosk/walk-in/{worker_id}", kiosk_walk_in_page)
     app.router.add_get("/visit/{visit_id}", visit_page)
     app.router.add_get("/ws/visits/{visit_id}", visit_socket)
     app.router.add_get("/ws/worker", worker_socket)

@@ -269,6 +269,12 @@ async def _walk_in(w: World) -> Req:
     return Req("POST", f"/api/walk-in/{w.walkin_token}", {"name": f"Walk-in {w.next()}", "consent": False})
 
 
+async def _kiosk_walk_in(w: World) -> Req:
+    await _walk_in(w)  # the other team's worker holds walk-in hours right now; the kiosk lists them
+    body = {"worker_id": w.staff.other_worker.id, "name": f"Kiosk walk-in {w.next()}", "consent": False}
+    return Req("POST", "/api/kiosk/walk-in", body)
+
+
 async def _ended_note(w: World, signed: bool = False) -> int:
     """End a fresh visit (which files its note) and return the note's id, signed if asked."""
     visit_id = await w.visit_id()
@@ -345,6 +351,7 @@ TABLE: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
     ("POST", "/api/kiosk/check-in"): (_kiosk, PUBLIC),
     ("POST", "/api/workers/{worker_id}/walk-in-link"): (_walk_in_link, write(200)),
     ("POST", "/api/walk-in/{walkin_token}"): (_walk_in, {role: 201 for role in ROLES}),
+    ("POST", "/api/kiosk/walk-in"): (_kiosk_walk_in, {role: 201 for role in ROLES}),
     ("GET", "/api/visits/{visit_id}/transcript"): (_transcript, READ),
     ("GET", "/api/visits/{visit_id}/audio/{participant_id}/{part}"): (_audio, expect(404, 404, 404)),
     ("GET", "/api/visits/{visit_id}/note"): (_get_note, READ),

@@ -18,6 +18,8 @@ window.lastmile = { state: "checking", pc: () => pc, uplink: () => uplink, socke
 
 function show(id) {
   for (const s of ["check", "consent", "waiting", "call", "ended"]) $(s).hidden = !id.includes(s);
+  // A kiosk walk-in's name and the way back belong to the join step only.
+  for (const s of ["walkin-who", "kiosk-back"]) if ($(s)) $(s).hidden = !id.includes("consent");
   window.lastmile.state = id.join(",");
 }
 
@@ -70,10 +72,22 @@ async function join(event) {
   event.preventDefault();
   $("join-button").disabled = true;
   const walkin = root.dataset.walkinToken;
+  const walkinWorker = root.dataset.walkinWorker; // a walk-in queue picked at a kiosk
   const key = `lastmile:pt:${visitId}`;
   const saved = kiosk || walkin ? null : sessionStorage.getItem(key);
   const consent = $("consent-box").checked;
-  const resp = walkin
+  const resp = walkinWorker
+    ? await fetch("/api/kiosk/walk-in", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({
+          worker_id: Number(walkinWorker),
+          name: $("walkin-name").value,
+          phone: $("walkin-phone").value || null,
+          consent,
+        }),
+      })
+    : walkin
     ? await fetch(`/api/walk-in/${walkin}`, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
@@ -84,12 +98,19 @@ async function join(event) {
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ consent, device: deviceKind(), participant_token: saved }),
       });
-  const body = await resp.json();
+  const body = await resp.json().catch(() => ({}));
   if (!resp.ok) {
+    // The queue closed (or went) while the client got ready: the page says so plainly.
+    if (walkinWorker && (resp.status === 404 || resp.status === 409)) return location.replace(location.pathname);
     $("join-button").disabled = false;
-    alert(body.detail || "Could not join");
+    if ($("join-error")) {
+      $("join-error").hidden = false;
+      $("join-error").textContent = body.detail || "Could not join. Ask at the front desk.";
+    } else alert(body.detail || "Could not join");
     return;
   }
+  if ($("join-error")) $("join-error").hidden = true;
+  if (kiosk && $("walkin-name")) $("walkin-name").value = $("walkin-phone").value = ""; // keep no names
   participant = body;
   visitId = String(body.visit_id);
   if (!kiosk) sessionStorage.setItem(`lastmile:pt:${visitId}`, body.participant_token);
@@ -219,6 +240,20 @@ $("message-form").addEventListener("submit", (e) => {
   $("message-sent").textContent = "Message sent.";
 });
 $("test-sound").addEventListener("click", () => beep(523, 600));
+
+// A kiosk left alone before anyone joined goes back to its start (and lists the queues open then),
+// so a half-typed code or name never waits for the next person; nor does a page from history.
+const KIOSK_IDLE_MS = 120_000;
+if (kiosk) {
+  let idle = null;
+  const poke = () => {
+    clearTimeout(idle);
+    idle = setTimeout(() => { if (!participant) location.replace("/kiosk"); }, KIOSK_IDLE_MS);
+  };
+  for (const ev of ["pointerdown", "keydown", "input"]) addEventListener(ev, poke, true);
+  poke();
+  addEventListener("pageshow", (e) => { if (e.persisted) location.replace("/kiosk"); });
+}
 $("join-form").addEventListener("submit", join);
 
 if (kiosk && !joinToken) {
