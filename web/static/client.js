@@ -256,7 +256,7 @@ if (kiosk) {
 }
 $("join-form").addEventListener("submit", join);
 
-if (kiosk && !joinToken) {
+if (kiosk && $("code-form")) {
   $("code-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const resp = await fetch("/api/kiosk/check-in", {
