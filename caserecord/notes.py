@@ -13,9 +13,11 @@ from caserecord import audit
 from caserecord.access import require_case, require_role, visible_worker_ids
 from caserecord.audit import Actor
 from caserecord.errors import Conflict, Forbidden, Invalid, NotFound
-from caserecord.models import Note, Visit
+from caserecord.models import Note, NoteAddendum, NoteRevision, RiskAlert, Visit
 
 EDITABLE = ("summary", "observations", "analysis", "action_items", "risk_flags", "follow_up", "client_words")
+FLAG_STATES = ("suggested", "confirmed", "dismissed")
+MAX_ADDENDUM = 20_000
 
 
 def file_note(s: Session, visit_id: int, drafter: str, draft: dict[str, Any], now: datetime) -> Note | None:
@@ -40,6 +42,8 @@ def file_note(s: Session, visit_id: int, drafter: str, draft: dict[str, Any], no
             s.flush()
     except IntegrityError:
         return None
+    assert note.id is not None
+    s.add(NoteRevision(note_id=note.id, version=1, body=text, author_id=None, sections="[]", created_at=now))
     audit.record(s, Actor.system(), "note.draft", "note", note.id, case_id=visit.case_id, visit_id=visit_id)
     return note
 
@@ -89,13 +93,205 @@ def update_note(
     unknown = sorted(set(changes) - set(EDITABLE))
     if unknown:
         raise Invalid(f"these sections cannot be edited: {', '.join(unknown)}")
+    if "risk_flags" in changes:
+        _check_flags(changes["risk_flags"])
     body = json.loads(note.body)
+    before = _confirmed(body.get("risk_flags") or [])
     body.update(changes)
     note.body = json.dumps(body, sort_keys=True)
     note.version += 1
     note.updated_at = now
     s.add(note)
+    s.add(
+        NoteRevision(
+            note_id=note_id,
+            version=note.version,
+            body=note.body,
+            author_id=actor.user_id,
+            sections=json.dumps(sorted(changes)),
+            created_at=now,
+        )
+    )
     audit.record(s, actor, "note.edit", "note", note_id, case_id=note.case_id, sections=sorted(changes))
+    _sync_alerts(s, actor, note, before, _confirmed(body.get("risk_flags") or []), now)
+    return note
+
+
+def _check_flags(flags: Any) -> None:
+    """A risk flag names its category and the words behind it; its status is one of FLAG_STATES."""
+    if not isinstance(flags, list) or len(flags) > 100:
+        raise Invalid("risk_flags is a list of up to 100 flags")
+    for i, flag in enumerate(flags):
+        if not isinstance(flag, dict):
+            raise Invalid(f"risk flag {i} is not an object")
+        if flag.get("status", "suggested") not in FLAG_STATES:
+            raise Invalid(f"risk flag {i}: status is one of {', '.join(FLAG_STATES)}")
+        category, quote = flag.get("category"), flag.get("quote")
+        if not isinstance(category, str) or not 1 <= len(category) <= 40:
+            raise Invalid(f"risk flag {i} needs a category")
+        if not isinstance(quote, dict) or not isinstance(quote.get("text"), str) or not quote["text"].strip():
+            raise Invalid(f"risk flag {i} needs the quote it rests on (quote.text)")
+        start = quote.get("start", 0)
+        if isinstance(start, bool) or not isinstance(start, int | float) or not 0 <= start < 86_400:
+            raise Invalid(f"risk flag {i}: quote.start is seconds into the visit")
+
+
+FlagKey = tuple[str, int]
+
+
+def _confirmed(flags: list[Any]) -> dict[FlagKey, dict[str, Any]]:
+    """The confirmed flags of a body, by (category, moment in ms)."""
+    out: dict[FlagKey, dict[str, Any]] = {}
+    for flag in flags:
+        if isinstance(flag, dict) and flag.get("status") == "confirmed":
+            quote = flag.get("quote") or {}
+            out[(str(flag.get("category")), round(float(quote.get("start") or 0) * 1000))] = flag
+    return out
+
+
+def _sync_alerts(
+    s: Session,
+    actor: Actor,
+    note: Note,
+    before: dict[FlagKey, dict[str, Any]],
+    after: dict[FlagKey, dict[str, Any]],
+    now: datetime,
+) -> None:
+    """Raise an alert for each newly confirmed flag; withdraw those no longer confirmed."""
+    assert note.id is not None and actor.user_id is not None
+    for key in after.keys() - before.keys():
+        category, at_ms = key
+        flag = after[key]
+        alert = s.exec(
+            select(RiskAlert).where(
+                RiskAlert.visit_id == note.visit_id, RiskAlert.category == category, RiskAlert.at_ms == at_ms
+            )
+        ).first()
+        if alert is None:
+            alert = RiskAlert(
+                visit_id=note.visit_id,
+                note_id=note.id,
+                case_id=note.case_id,
+                worker_id=note.worker_id,
+                category=category,
+                label=str(flag.get("label") or category)[:100],
+                quote=str(flag["quote"]["text"])[:2000],
+                at_ms=at_ms,
+                confirmed_by=actor.user_id,
+                confirmed_at=now,
+            )
+        else:  # confirmed again after being withdrawn: a fresh alert
+            alert.confirmed_by, alert.confirmed_at, alert.withdrawn_at = actor.user_id, now, None
+            alert.acknowledged_by = alert.acknowledged_at = None
+        s.add(alert)
+        s.flush()
+        audit.record(
+            s, actor, "risk.confirm", "risk_alert", alert.id, case_id=note.case_id, category=category
+        )
+    for key in before.keys() - after.keys():
+        category, at_ms = key
+        alert = s.exec(
+            select(RiskAlert).where(
+                RiskAlert.visit_id == note.visit_id, RiskAlert.category == category, RiskAlert.at_ms == at_ms
+            )
+        ).first()
+        if alert is not None and alert.withdrawn_at is None:
+            alert.withdrawn_at = now
+            s.add(alert)
+            audit.record(
+                s, actor, "risk.withdraw", "risk_alert", alert.id, case_id=note.case_id, category=category
+            )
+
+
+def risk_alerts(s: Session, actor: Actor, *, open_only: bool = True, limit: int = 200) -> list[RiskAlert]:
+    """Return the confirmed risk alerts of `actor`'s team, newest first; the read is audited."""
+    require_role(actor, "supervisor", "admin")
+    q = select(RiskAlert).where(col(RiskAlert.withdrawn_at).is_(None))
+    if open_only:
+        q = q.where(col(RiskAlert.acknowledged_at).is_(None))
+    ids = visible_worker_ids(s, actor)
+    if ids is not None:
+        q = q.where(col(RiskAlert.worker_id).in_(ids))
+    alerts = list(
+        s.exec(q.order_by(col(RiskAlert.confirmed_at).desc(), col(RiskAlert.id).desc()).limit(limit))
+    )
+    for case_id in sorted({a.case_id for a in alerts}):
+        audit.record(s, actor, "risk.read", "case", case_id, case_id=case_id)
+    return alerts
+
+
+def acknowledge_alert(s: Session, actor: Actor, alert_id: int, now: datetime) -> RiskAlert:
+    """A supervisor (or admin) marks a risk alert as seen and acted on."""
+    require_role(actor, "supervisor", "admin")
+    alert = s.get(RiskAlert, alert_id)
+    if alert is None:
+        raise NotFound(f"no risk alert {alert_id}")
+    ids = visible_worker_ids(s, actor)
+    if ids is not None and alert.worker_id not in ids:
+        raise Forbidden(f"risk alert {alert_id} is not from your team")
+    if alert.withdrawn_at is not None:
+        raise Conflict(f"risk alert {alert_id} was withdrawn by the worker")
+    if alert.acknowledged_at is None:
+        alert.acknowledged_by, alert.acknowledged_at = actor.user_id, now
+        s.add(alert)
+        audit.record(s, actor, "risk.acknowledge", "risk_alert", alert_id, case_id=alert.case_id)
+    return alert
+
+
+def add_addendum(s: Session, actor: Actor, note_id: int, text: str, now: datetime) -> NoteAddendum:
+    """Extend a signed note; the signed text itself stays as it was."""
+    note = s.get(Note, note_id)
+    if note is None:
+        raise NotFound(f"no note {note_id}")
+    require_case(s, actor, note.case_id)
+    if actor.role == "worker" and actor.user_id != note.worker_id:
+        raise Forbidden("only the visit's worker, a supervisor or an admin adds to its note")
+    if note.status not in ("signed", "approved"):
+        raise Conflict(f"note {note_id} is {note.status}: edit the draft instead of adding an addendum")
+    text = text.strip()
+    if not 1 <= len(text) <= MAX_ADDENDUM:
+        raise Invalid(f"an addendum holds 1 to {MAX_ADDENDUM} characters")
+    assert actor.user_id is not None
+    addendum = NoteAddendum(note_id=note_id, author_id=actor.user_id, text=text, created_at=now)
+    s.add(addendum)
+    note.updated_at = now
+    s.add(note)
+    s.flush()
+    audit.record(s, actor, "note.addendum", "note", note_id, case_id=note.case_id, addendum=addendum.id)
+    return addendum
+
+
+def addenda(s: Session, note_id: int) -> list[NoteAddendum]:
+    """A note's addenda, oldest first (the caller has checked access)."""
+    q = select(NoteAddendum).where(NoteAddendum.note_id == note_id).order_by(col(NoteAddendum.id))
+    return list(s.exec(q))
+
+
+def revisions(s: Session, note_id: int) -> list[NoteRevision]:
+    """Every saved version of a note's body, oldest first (the caller has checked access)."""
+    q = select(NoteRevision).where(NoteRevision.note_id == note_id).order_by(col(NoteRevision.version))
+    return list(s.exec(q))
+
+
+def read_note_by_id(s: Session, actor: Actor, note_id: int) -> Note:
+    """Return note `note_id` if it is in `actor`'s caseload; the read is audited."""
+    note = s.get(Note, note_id)
+    if note is None:
+        raise NotFound(f"no note {note_id}")
+    require_case(s, actor, note.case_id)
+    audit.record(s, actor, "note.read", "note", note.id, case_id=note.case_id)
+    return note
+
+
+def record_follow_up(s: Session, actor: Actor, note_id: int, booking_id: int, now: datetime) -> Note:
+    """Remember on the note the booking made from its suggested follow-up."""
+    note = s.get(Note, note_id)
+    if note is None:
+        raise NotFound(f"no note {note_id}")
+    note.follow_up_booking_id = booking_id
+    note.updated_at = now
+    s.add(note)
+    audit.record(s, actor, "note.follow_up", "note", note_id, case_id=note.case_id, booking=booking_id)
     return note
 
 

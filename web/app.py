@@ -16,6 +16,7 @@ from web.admin_pages import sender_ctx
 from web.api import api, calendar_feed
 from web.auth import identity_middleware
 from web.client_pages import install_client_pages
+from web.live import install_live
 from web.note_pages import install_note_pages
 from web.notes import install_notes
 from web.pages import install_pages
@@ -49,6 +50,7 @@ def create_app(
     app.router.add_get("/metrics", metrics)
     install_pages(app)
     install_visits(app)
+    install_live(app)
     install_notes(app)
     install_note_pages(app)
     install_client_pages(app)

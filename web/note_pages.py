@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlmodel import Session, col, select
@@ -13,10 +15,12 @@ from caserecord.access import require_case, visible_worker_ids
 from caserecord.errors import RecordError
 from caserecord.models import Case, Client, Note, User
 from web.auth import check_csrf
+from web.live import notify_team
+from web.notes import addenda_out, book_follow_up, follow_up_view, history_out
 from web.pages import render
-from web.runtime import IDENTITY, RUNTIME, Identity
+from web.runtime import IDENTITY, RUNTIME, Identity, Runtime
 
-FLAG_STATES = ("suggested", "confirmed", "dismissed")
+FLAG_STATES = notes.FLAG_STATES
 
 
 def _ident(request: web.Request) -> Identity:
@@ -33,7 +37,7 @@ def _note_id(request: web.Request) -> int:
     return int(raw)
 
 
-def _view(s: Session, ident: Identity, note_id: int) -> dict[str, Any]:
+def _view(s: Session, ident: Identity, note_id: int, rt: Runtime) -> dict[str, Any]:
     note = s.get(Note, note_id)
     if note is None:
         raise RecordError("no such note")
@@ -51,8 +55,22 @@ def _view(s: Session, ident: Identity, note_id: int) -> dict[str, Any]:
         }
         for r, who in transcripts.segments(s, note.visit_id)
     ]
+    zone = ZoneInfo(worker.timezone if worker is not None else "UTC")
+    try:
+        follow_up = follow_up_view(s, ident.actor, note, rt)
+    except RecordError:
+        follow_up = None
     return {
         "note": note,
+        "zone": zone,
+        "addenda": addenda_out(s, note_id),
+        "history": history_out(s, note_id).revisions,
+        "follow_up": follow_up,
+        "can_book": follow_up is not None
+        and follow_up.suggested is not None
+        and (ident.actor.user_id == note.worker_id or ident.actor.role == "admin"),
+        "can_add": note.status in ("signed", "approved")
+        and (ident.actor.user_id == note.worker_id or ident.actor.role in ("supervisor", "admin")),
         "body": json.loads(note.body),
         "lines": lines,
         "client_name": client.name if client is not None else "",
@@ -68,7 +86,7 @@ async def note_page(request: web.Request) -> web.StreamResponse:
     ident = _ident(request)
     rt = request.app[RUNTIME]
     try:
-        view = await rt.db.write(_view, ident, _note_id(request))
+        view = await rt.db.write(_view, ident, _note_id(request), rt)
     except RecordError as exc:
         return render(
             "error.html",
@@ -111,7 +129,8 @@ async def note_action(request: web.Request) -> web.StreamResponse:
                 "risk_flags": flags,
             }
             version = int(str(form.get("version", "0")) or 0)
-            await rt.db.write(notes.update_note, ident.actor, note_id, changes, version, now)
+            note = await rt.db.write(notes.update_note, ident.actor, note_id, changes, version, now)
+            await notify_team(request.app, note.worker_id, "risk")
             message = "Saved."
         elif action == "sign":
             await rt.db.write(notes.sign_note, ident.actor, note_id, now)
@@ -120,6 +139,14 @@ async def note_action(request: web.Request) -> web.StreamResponse:
             if rt.settings.audio_retention_days == 0:
                 await enforce_retention(request.app)
             message = "Signed. The note can no longer be changed."
+        elif action == "addendum":
+            text = str(form.get("text", ""))
+            await rt.db.write(notes.add_addendum, ident.actor, note_id, text, now)
+            message = "Addendum added. The signed note is unchanged."
+        elif action == "follow-up":
+            start = datetime.fromisoformat(str(form.get("start", "")))
+            out = await rt.db.write(book_follow_up, ident.actor, note_id, start, rt)
+            message = f"Follow-up booked for {out.start:%A %-d %B, %H:%M}. The client is sent an invitation."
         elif action in ("approve", "return"):
             comment = str(form.get("comment", ""))[:2000]
             await rt.db.write(notes.review_note, ident.actor, note_id, action == "approve", comment, now)

@@ -7,23 +7,29 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from caserecord import notes, transcripts
+from caserecord.audit import Actor
+from caserecord.errors import Conflict, Forbidden
 from caserecord.models import Booking, Note, User, Visit, VisitParticipant
+from scheduler import service
+from scheduler.rules import Slot
 from transcription import SAMPLE_RATE, DeterministicDrafter, Drafter, Segment, VisitContext, Word, read_audio
 from transcription.llm import OpenAICompatibleDrafter
 from visits import lifecycle
 from web import schemas as S
-from web.api import api
+from web.api import _zone_of, api, booking_out, slot_out
+from web.live import notify_team
 from web.routing import Call, json_response
-from web.runtime import RUNTIME
+from web.runtime import RUNTIME, Runtime
 
 log = logging.getLogger(__name__)
 DRAFTER = web.AppKey("drafter", Drafter)
@@ -181,6 +187,28 @@ def notes_ctx(app: web.Application) -> AsyncIterator[None]:
     return ctx(app)
 
 
+class AddendumOut(BaseModel):
+    id: int
+    author_id: int
+    author: str
+    text: str
+    created_at: datetime
+
+
+class RevisionOut(BaseModel):
+    version: int
+    author_id: int | None
+    author: str
+    sections: list[str]
+    created_at: datetime
+    body: dict[str, Any]
+
+
+class HistoryOut(BaseModel):
+    revisions: list[RevisionOut]
+    addenda: list[AddendumOut]
+
+
 class NoteOut(BaseModel):
     id: int
     visit_id: int
@@ -200,6 +228,8 @@ class NoteOut(BaseModel):
     review_comment: str | None
     audio_deleted_at: datetime | None = None
     audio_deleted: list[str] = []
+    addenda: list[AddendumOut] = []
+    follow_up_booking_id: int | None = None
 
 
 def _note_by_id(s: Session, note_id: int) -> Note:
@@ -208,10 +238,52 @@ def _note_by_id(s: Session, note_id: int) -> Note:
     return note
 
 
-def note_out(note: Note) -> NoteOut:
+def _names(s: Session, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return {u: n for u, n in s.exec(select(User.id, User.name).where(col(User.id).in_(ids))) if u is not None}
+
+
+def addenda_out(s: Session, note_id: int) -> list[AddendumOut]:
+    rows = notes.addenda(s, note_id)
+    names = _names(s, {a.author_id for a in rows})
+    return [
+        AddendumOut(
+            id=a.id or 0,
+            author_id=a.author_id,
+            author=names.get(a.author_id, ""),
+            text=a.text,
+            created_at=a.created_at,
+        )
+        for a in rows
+    ]
+
+
+def history_out(s: Session, note_id: int) -> HistoryOut:
+    rows = notes.revisions(s, note_id)
+    names = _names(s, {r.author_id for r in rows if r.author_id is not None})
+    return HistoryOut(
+        revisions=[
+            RevisionOut(
+                version=r.version,
+                author_id=r.author_id,
+                author=names.get(r.author_id, "") if r.author_id is not None else "drafter",
+                sections=json.loads(r.sections),
+                created_at=r.created_at,
+                body=json.loads(r.body),
+            )
+            for r in rows
+        ],
+        addenda=addenda_out(s, note_id),
+    )
+
+
+def note_out(note: Note, addenda: list[AddendumOut] | None = None) -> NoteOut:
     body = json.loads(note.body)
     assert note.id is not None
     return NoteOut(
+        addenda=addenda or [],
+        follow_up_booking_id=note.follow_up_booking_id,
         id=note.id,
         visit_id=note.visit_id,
         case_id=note.case_id,
@@ -261,8 +333,11 @@ STAFF = ("admin", "supervisor", "worker")
     tag="notes",
 )
 async def get_note(call: Call) -> web.StreamResponse:
-    note = await call.rt.db.write(notes.read_note, call.actor, call.path["visit_id"])
-    return json_response(note_out(note))
+    def run(s: Session) -> NoteOut:
+        note = notes.read_note(s, call.actor, call.path["visit_id"])
+        return note_out(note, addenda_out(s, note.id or 0))
+
+    return json_response(await call.rt.db.write(run))
 
 
 @api.add(
@@ -281,6 +356,8 @@ async def patch_note(call: Call) -> web.StreamResponse:
     note = await call.rt.db.write(
         notes.update_note, call.actor, call.path["note_id"], changes, body.version, call.rt.clock()
     )
+    if "risk_flags" in changes:
+        await notify_team(call.request.app, note.worker_id, "risk")
     return json_response(note_out(note))
 
 
@@ -333,6 +410,143 @@ async def return_note(call: Call) -> web.StreamResponse:
         notes.review_note, call.actor, call.path["note_id"], False, call.body.comment, call.rt.clock()
     )
     return json_response(note_out(note))
+
+
+@api.add(
+    "GET",
+    "/api/notes/{note_id}/history",
+    summary="Every saved version of a note and its addenda",
+    roles=STAFF,
+    response=HistoryOut,
+    tag="notes",
+)
+async def get_history(call: Call) -> web.StreamResponse:
+    def run(s: Session) -> HistoryOut:
+        note = notes.read_note_by_id(s, call.actor, call.path["note_id"])
+        return history_out(s, note.id or 0)
+
+    return json_response(await call.rt.db.write(run))
+
+
+class AddendumIn(S.In):
+    text: Annotated[str, StringConstraints(min_length=1, max_length=notes.MAX_ADDENDUM)]
+
+
+@api.add(
+    "POST",
+    "/api/notes/{note_id}/addenda",
+    summary="Add an addendum to a signed note (the signed text is never edited)",
+    roles=STAFF,
+    body=AddendumIn,
+    response=AddendumOut,
+    status=201,
+    errors=(409,),
+    tag="notes",
+)
+async def add_addendum(call: Call) -> web.StreamResponse:
+    def run(s: Session) -> AddendumOut:
+        added = notes.add_addendum(s, call.actor, call.path["note_id"], call.body.text, call.rt.clock())
+        return next(a for a in addenda_out(s, added.note_id) if a.id == added.id)
+
+    return json_response(await call.rt.db.write(run), 201)
+
+
+def suggest_follow_up(s: Session, actor: Actor, note: Note, now: datetime) -> Slot | None:
+    """The free slot of the worker's office hours nearest to the follow-up the visit mentioned."""
+    follow_up = json.loads(note.body).get("follow_up")
+    raw = follow_up.get("start") if isinstance(follow_up, dict) else None
+    if not isinstance(raw, str):
+        return None
+    worker = s.get(User, note.worker_id)
+    zone = ZoneInfo(worker.timezone if worker is not None else "UTC")
+    try:
+        at: datetime | None = datetime.fromisoformat(raw) if "T" in raw else None
+        day = at.astimezone(zone).date() if at is not None and at.tzinfo else date.fromisoformat(raw[:10])
+    except ValueError:
+        return None
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=zone)
+    first = max(day, now.astimezone(zone).date())
+    _, slots = service.worker_slots(s, actor, note.worker_id, first, first + timedelta(days=13), now)
+    free = [x for x in slots if x.available and x.mode == "booked"]
+    if at is not None:
+        return next((x for x in free if x.start >= at), None)
+    return free[0] if free else None
+
+
+class FollowUpOut(BaseModel):
+    suggested: S.SlotOut | None
+    when_text: str | None
+    booking: S.BookingOut | None
+
+
+def follow_up_view(s: Session, actor: Actor, note: Note, rt: Runtime) -> FollowUpOut:
+    booking = s.get(Booking, note.follow_up_booking_id) if note.follow_up_booking_id else None
+    if booking is not None and booking.status == "booked":
+        visit = s.exec(select(Visit).where(Visit.booking_id == booking.id)).first()
+        zone = _zone_of(s, note.worker_id)
+        return FollowUpOut(suggested=None, when_text=None, booking=booking_out(booking, visit, zone, rt))
+    body = json.loads(note.body)
+    follow_up = body.get("follow_up") if isinstance(body.get("follow_up"), dict) else None
+    slot = suggest_follow_up(s, actor, note, rt.clock())
+    return FollowUpOut(
+        suggested=slot_out(slot) if slot is not None else None,
+        when_text=str(follow_up.get("when_text") or "") if follow_up else None,
+        booking=None,
+    )
+
+
+@api.add(
+    "GET",
+    "/api/notes/{note_id}/follow-up",
+    summary="The follow-up visit suggested by the note: a free slot to book, or the booking made",
+    roles=STAFF,
+    response=FollowUpOut,
+    tag="notes",
+)
+async def get_follow_up(call: Call) -> web.StreamResponse:
+    def run(s: Session) -> FollowUpOut:
+        note = notes.read_note_by_id(s, call.actor, call.path["note_id"])
+        return follow_up_view(s, call.actor, note, call.rt)
+
+    return json_response(await call.rt.db.write(run))
+
+
+class FollowUpIn(S.In):
+    start: datetime = Field(description="The suggested slot's start (from GET .../follow-up)")
+
+
+def book_follow_up(s: Session, actor: Actor, note_id: int, start: datetime, rt: Runtime) -> S.BookingOut:
+    """Book the follow-up visit for the note's case in one step; a note books one follow-up."""
+    note = notes.read_note_by_id(s, actor, note_id)
+    if actor.role == "worker" and actor.user_id != note.worker_id:
+        raise Forbidden("only the visit's worker books its follow-up")
+    if note.follow_up_booking_id is not None:
+        old = s.get(Booking, note.follow_up_booking_id)
+        if old is not None and old.status == "booked":
+            raise Conflict(f"the follow-up is already booked (booking {old.id})")
+    now = rt.clock()
+    booking, visit = service.book(s, actor, note.worker_id, note.case_id, start, now, rt.join_policy)
+    assert booking.id is not None
+    notes.record_follow_up(s, actor, note_id, booking.id, now)
+    zone = _zone_of(s, note.worker_id)
+    return booking_out(booking, visit, zone, rt)
+
+
+@api.add(
+    "POST",
+    "/api/notes/{note_id}/follow-up",
+    summary="Book the suggested follow-up visit (one click)",
+    roles=("admin", "worker"),
+    body=FollowUpIn,
+    response=S.BookingOut,
+    status=201,
+    errors=(409,),
+    tag="notes",
+)
+async def post_follow_up(call: Call) -> web.StreamResponse:
+    out = await call.rt.db.write(book_follow_up, call.actor, call.path["note_id"], call.body.start, call.rt)
+    return json_response(out, 201)
 
 
 def install_notes(app: web.Application) -> None:

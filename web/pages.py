@@ -17,13 +17,14 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from sqlmodel import Session, col, select
 
-from caserecord import access, accounts
+from caserecord import access, accounts, notes
 from caserecord.audit import Actor
 from caserecord.errors import Invalid, RecordError, Unauthenticated
 from caserecord.models import Booking, Case, Client, Note, OfficeHourBlock, User, Visit
 from scheduler import service
 from scheduler.rules import WEEKDAYS, Slot
 from visits.lifecycle import walkin_link_token
+from web import live
 from web.auth import check_csrf, clear_session_cookie, end_session, set_session_cookie
 from web.problems import ProblemError
 from web.routing import client_ip
@@ -665,7 +666,7 @@ def _action(fn: Action) -> Handler:
 # --- supervisor -------------------------------------------------------------------------
 
 
-def _team_view(s: Session, ident: Identity, rt: Runtime) -> dict[str, Any]:
+def _team_view(s: Session, ident: Identity, rt: Runtime, presence: live.PresenceOf) -> dict[str, Any]:
     actor = ident.actor
     access.require_role(actor, "supervisor", "admin")
     ids = access.visible_worker_ids(s, actor)
@@ -688,16 +689,47 @@ def _team_view(s: Session, ident: Identity, rt: Runtime) -> dict[str, Any]:
         )
     from web.note_pages import notes_for  # the note pages import this module
 
-    return {"team": team, "to_review": notes_for(s, ident, ("signed",))}
+    zone = ZoneInfo(ident.user.timezone)
+    visits = live.live_visits(s, actor, presence)
+    return {
+        "team": team,
+        "to_review": notes_for(s, ident, ("signed",)),
+        "zone": zone,
+        "now": now,
+        "live": visits,
+        "alerts": live.alerts_out(s, notes.risk_alerts(s, actor)),
+    }
 
 
 @_page
 async def supervisor_page(request: web.Request) -> web.StreamResponse:
-    """GET /supervisor: the team (or, for an admin, every worker)."""
+    """GET /supervisor: risk alerts, the team's live visits, the team, notes to review."""
     ident = _require(request)
     rt = request.app[RUNTIME]
-    view = await rt.db.read(_team_view, ident, rt)
-    return render("supervisor.html", me=ident.user, csrf=ident.csrf_token, **view)
+    view = await rt.db.write(_team_view, ident, rt, live.presence_for(request.app))
+    return render(
+        "supervisor.html",
+        me=ident.user,
+        csrf=ident.csrf_token,
+        notice=request.query.get("notice", ""),
+        error=request.query.get("error", ""),
+        **view,
+    )
+
+
+@_page
+async def acknowledge_alert(request: web.Request) -> web.StreamResponse:
+    """POST /supervisor/risk-alerts/acknowledge: the supervisor has seen the alert and acts on it."""
+    ident = _require(request)
+    form = await _form(request, ident)
+    rt = request.app[RUNTIME]
+    alert_id = _parse_int(str(form.get("alert_id", "")), "alert", 1, 2**31 - 1)
+    try:
+        alert = await rt.db.write(notes.acknowledge_alert, ident.actor, alert_id, rt.clock())
+    except RecordError as exc:
+        raise _back("/supervisor", error=exc.detail) from exc
+    await live.notify_team(request.app, alert.worker_id, "risk")
+    raise _back("/supervisor", notice=f"Acknowledged: {alert.label}.")
 
 
 def install_pages(app: web.Application) -> None:
@@ -712,4 +744,5 @@ def install_pages(app: web.Application) -> None:
     app.router.add_post("/worker/bookings", _action(_book))
     app.router.add_post("/worker/bookings/cancel", _action(_cancel_booking))
     app.router.add_get("/supervisor", supervisor_page)
+    app.router.add_post("/supervisor/risk-alerts/acknowledge", acknowledge_alert)
     app.router.add_static("/static/", HERE / "static", append_version=True)

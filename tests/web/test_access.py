@@ -318,7 +318,50 @@ async def _return_note(w: World) -> Req:
     )
 
 
+async def _history(w: World) -> Req:
+    return Req("GET", f"/api/notes/{await _ended_note(w)}/history")
+
+
+async def _addendum(w: World) -> Req:
+    return Req("POST", f"/api/notes/{await _ended_note(w, signed=True)}/addenda", {"text": "Called back."})
+
+
+async def _get_follow_up(w: World) -> Req:
+    return Req("GET", f"/api/notes/{await _ended_note(w)}/follow-up")
+
+
+async def _book_follow_up(w: World) -> Req:
+    return Req("POST", f"/api/notes/{await _ended_note(w)}/follow-up", {"start": w.slot()})
+
+
+async def _live_visits(w: World) -> Req:
+    return Req("GET", "/api/live-visits")
+
+
+async def _risk_alerts(w: World) -> Req:
+    return Req("GET", "/api/risk-alerts")
+
+
+async def _acknowledge(w: World) -> Req:
+    """Confirm a flag on a fresh note (as admin) and acknowledge the alert it raised."""
+    note_id = await _ended_note(w)
+    flag = {
+        "category": "eviction",
+        "status": "confirmed",
+        "quote": {"text": "We will be evicted.", "start": 1.0},
+    }
+    await ok(
+        await w.client.patch(
+            f"/api/notes/{note_id}", json={"version": 1, "risk_flags": [flag]}, headers=w.admin
+        )
+    )
+    alerts = await ok(await w.client.get("/api/risk-alerts", headers=w.admin))
+    alert_id = next(a["id"] for a in alerts if a["note_id"] == note_id)
+    return Req("POST", f"/api/risk-alerts/{alert_id}/acknowledge")
+
+
 REVIEW = expect(200, 200, 403)
+TEAM_VIEW = expect(200, 200, 403, 200, 403)
 
 PUBLIC = {role: 200 for role in ROLES}
 
@@ -359,6 +402,14 @@ TABLE: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
     ("POST", "/api/notes/{note_id}/sign"): (_sign_note, write(200)),
     ("POST", "/api/notes/{note_id}/approve"): (_approve_note, REVIEW),
     ("POST", "/api/notes/{note_id}/return"): (_return_note, REVIEW),
+    ("GET", "/api/notes/{note_id}/history"): (_history, READ),
+    ("POST", "/api/notes/{note_id}/addenda"): (_addendum, expect(201, 201, 201)),
+    ("GET", "/api/notes/{note_id}/follow-up"): (_get_follow_up, READ),
+    ("POST", "/api/notes/{note_id}/follow-up"): (_book_follow_up, write(201)),
+    # Each supervisor sees their own team's live visits and alerts (an empty list for the other one).
+    ("GET", "/api/live-visits"): (_live_visits, TEAM_VIEW),
+    ("GET", "/api/risk-alerts"): (_risk_alerts, TEAM_VIEW),
+    ("POST", "/api/risk-alerts/{alert_id}/acknowledge"): (_acknowledge, REVIEW),
 }
 
 
