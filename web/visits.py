@@ -33,6 +33,7 @@ from visits.hub import Peer, VisitHub
 from visits.uplink import AudioSink, UplinkError, UplinkKey, UplinkRegistry
 from web import schemas as S
 from web.api import api
+from web.live import notify_team
 from web.notes import draft_visit_note
 from web.pages import render
 from web.problems import ProblemError
@@ -223,6 +224,7 @@ async def push_state(app: web.Application, visit_id: int) -> None:
         ],
     }
     worker_here = any(p.kind == "worker" and (p.id or 0) in connected for p in snap.participants)
+    await notify_team(app, snap.visit.worker_id, "visits")
     for pid, peer in connected.items():
         if peer.kind == "worker":
             await hub.send(visit_id, pid, staff_state)
@@ -251,6 +253,7 @@ async def _end(
     services = app[VISITS]
     visit = await rt.db.write(lifecycle.end, actor, visit_id, reason, rt.clock(), check=check)
     await services.hub.close_room(visit_id, {"type": "ended", "reason": reason})
+    await notify_team(app, visit.worker_id, "visits")
     log.info("visit ended", extra={"visit_id": visit_id, "reason": reason})
     # Finishing the uplinks transcribes each speaker's last utterance; then the note is drafted.
     await services.uplinks.close_visit(visit_id)
