@@ -32,7 +32,11 @@ from tests.e2e.helpers import (
     speech_wav,
 )
 
-CLIENT_SAYS = "Hello, this is Maria. My landlord says we will be evicted at the end of the month."
+CLIENT_SAYS = (
+    "Hello, this is Maria. My landlord gave me an eviction notice, and we will be homeless next month."
+)
+# Either word raises the eviction flag; Whisper tiny.en mishears one now and then ("a victim").
+CLIENT_RISK_WORDS = ("evict", "homeless")
 WORKER_SAYS = "Thank you, Maria. I will apply for emergency rental assistance for you today."
 T = TypeVar("T")
 
@@ -117,7 +121,10 @@ async def test_a_visit_note_is_signed_and_approved(
 
         def both_heard() -> bool:
             heard.update(_said(database, visit_id))
-            return "evict" in heard.get("client", "") and "assistance" in heard.get("worker", "")
+            client_said = heard.get("client", "")
+            return any(w in client_said for w in CLIENT_RISK_WORDS) and "assistance" in heard.get(
+                "worker", ""
+            )
 
         try:
             await poll(both_heard, within=120, what="both speakers' words in the stored transcript")
@@ -138,11 +145,11 @@ async def test_a_visit_note_is_signed_and_approved(
         for i in range(await confirmed.count()):
             await confirmed.nth(i).check()
         await worker.get_by_role("button", name="Save").click()
-        await expect(worker.get_by_role("status")).to_contain_text("Saved.")
+        await expect(worker.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
         for i in range(await confirmed.count()):
             await expect(confirmed.nth(i)).to_be_checked()
         await worker.get_by_role("button", name="Sign the note").click()
-        await expect(worker.get_by_role("status")).to_contain_text("Signed.")
+        await expect(worker.get_by_role("status").filter(has_text="Signed.")).to_be_visible()
         ARTIFACTS.mkdir(exist_ok=True)
         await worker.screenshot(path=ARTIFACTS / "note-signed.png", full_page=True)
 
@@ -152,7 +159,7 @@ async def test_a_visit_note_is_signed_and_approved(
         supervisor = await sign_in(reviewer, base, staff.supervisor.email, "/supervisor")
         await supervisor.goto(f"{base}/notes/{note.id}")
         await supervisor.get_by_role("button", name="Approve").click()
-        await expect(supervisor.get_by_role("status")).to_contain_text("Approved.")
+        await expect(supervisor.get_by_role("status").filter(has_text="Approved.")).to_be_visible()
         await supervisor.screenshot(path=ARTIFACTS / "note-approved.png", full_page=True)
 
     approved = _note(database, visit_id)
@@ -169,5 +176,5 @@ async def test_a_visit_note_is_signed_and_approved(
     for line in body["transcript"]:
         who = str(line["role"])
         by_speaker[who] = f"{by_speaker.get(who, '')} {str(line['text']).lower()}"
-    assert "evict" in by_speaker.get("client", ""), by_speaker
+    assert any(w in by_speaker.get("client", "") for w in CLIENT_RISK_WORDS), by_speaker
     assert "assistance" in by_speaker.get("worker", ""), by_speaker
