@@ -8,11 +8,15 @@ no staff address reaches a client. Replies go to the agency's mailbox.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import email.policy
 import html
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
@@ -25,6 +29,28 @@ from scheduler import ical, texts
 from scheduler.outbox import CANCELLED, INVITATION, RESCHEDULED, MessageContext
 
 ICS_KINDS = (INVITATION, RESCHEDULED, CANCELLED)
+
+
+class _HeaderClasses(HeaderRegistry):
+    """The standard header registry, but it builds each header's class once, not per header set.
+
+    The stock registry makes a new class with `type()` on every lookup, which was a good part
+    of composing a message, and a sender composes a thousand at once.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = super().__getitem__(name)
+        return made
+
+
+POLICY = email.policy.default.clone(header_factory=_HeaderClasses())
 
 
 class SendError(Exception):
@@ -101,7 +127,7 @@ def _html_line(text: str, urls: tuple[str | None, ...]) -> str:
 def compose(ctx: MessageContext, now: datetime, organizer: Address, join_early: timedelta) -> EmailMessage:
     """Write the e-mail of one outbox message (one recipient)."""
     c = _content(ctx, join_early)
-    msg = EmailMessage()
+    msg = EmailMessage(policy=POLICY)
     msg["From"] = organizer
     msg["To"] = ctx.message.recipient
     msg["Subject"] = c.subject
@@ -133,6 +159,45 @@ class MailTransport(Protocol):
     async def send(self, message: EmailMessage) -> None: ...
 
 
+class MailSession(Protocol):
+    """Several messages in a row over one connection, where the transport has connections."""
+
+    async def send(self, message: EmailMessage) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class _OneByOne:
+    transport: MailTransport
+
+    async def send(self, message: EmailMessage) -> None:
+        await self.transport.send(message)
+
+    async def close(self) -> None:
+        return None
+
+
+def open_session(transport: MailTransport) -> MailSession:
+    """Return a session over `transport`: one kept connection for SMTP, one call per message otherwise."""
+    if isinstance(transport, SmtpTransport):
+        return SmtpSession(transport)
+    return _OneByOne(transport)
+
+
+@contextlib.contextmanager
+def _smtp_errors() -> Iterator[None]:
+    try:
+        yield
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        raise SendError(f"recipient refused: {exc}", permanent=True) from exc
+    except aiosmtplib.SMTPResponseException as exc:
+        # 5xx is the server's final word; 4xx means try again later.
+        raise SendError(f"{type(exc).__name__}: {exc}", permanent=exc.code >= 500) from exc
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        raise SendError(f"{type(exc).__name__}: {exc}") from exc
+
+
 @dataclass(frozen=True, slots=True)
 class SmtpTransport:
     """Send over SMTP: smtp://[user:pass@]host[:port][?starttls=1] or smtps://... for TLS."""
@@ -140,31 +205,68 @@ class SmtpTransport:
     url: str
     timeout: float = 30.0
 
-    async def send(self, message: EmailMessage) -> None:
+    def client(self) -> aiosmtplib.SMTP:
+        """Return an unconnected SMTP client for the URL."""
         parts = urlsplit(self.url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise SendError("LASTMILE_SMTP_URL must look like smtp://host:port or smtps://host:port", True)
         tls = parts.scheme == "smtps"
         query = parse_qs(parts.query)
         starttls = query.get("starttls", ["0"])[0].lower() in ("1", "true", "yes")
+        return aiosmtplib.SMTP(
+            hostname=parts.hostname,
+            port=parts.port or (465 if tls else 25),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            use_tls=tls,
+            start_tls=starttls,
+            timeout=self.timeout,
+        )
+
+    async def send(self, message: EmailMessage) -> None:
+        session = SmtpSession(self)
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=parts.hostname,
-                port=parts.port or (465 if tls else 25),
-                username=unquote(parts.username) if parts.username else None,
-                password=unquote(parts.password) if parts.password else None,
-                use_tls=tls,
-                start_tls=starttls,
-                timeout=self.timeout,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise SendError(f"recipient refused: {exc}", permanent=True) from exc
-        except aiosmtplib.SMTPResponseException as exc:
-            # 5xx is the server's final word; 4xx means try again later.
-            raise SendError(f"{type(exc).__name__}: {exc}", permanent=exc.code >= 500) from exc
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            raise SendError(f"{type(exc).__name__}: {exc}") from exc
+            await session.send(message)
+        finally:
+            await session.close()
+
+
+class SmtpSession:
+    """One SMTP connection reused for message after message; any error or timeout drops it.
+
+    A dropped connection is opened again for the next message, so one bad exchange never
+    leaves a later message in a half-finished SMTP transaction.
+    """
+
+    def __init__(self, transport: SmtpTransport) -> None:
+        self.transport = transport
+        self._smtp: aiosmtplib.SMTP | None = None
+
+    async def send(self, message: EmailMessage) -> None:
+        try:
+            with _smtp_errors():
+                if self._smtp is None or not self._smtp.is_connected:
+                    smtp = self.transport.client()
+                    self._smtp = smtp
+                    await smtp.connect()
+                await self._smtp.send_message(message)
+        except BaseException:
+            self._drop()  # a timeout cancels us mid-exchange, too
+            raise
+
+    def _drop(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            smtp.close()
+
+    async def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None or not smtp.is_connected:
+            return
+        try:
+            await asyncio.wait_for(smtp.quit(), min(self.transport.timeout, 5.0))
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            smtp.close()
 
 
 @dataclass(frozen=True, slots=True)

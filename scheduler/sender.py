@@ -5,12 +5,17 @@ on everything already due), at the next due time, and every `poll` as a safety n
 written by other processes. Jobs have no misfire limit and coalesce, so a late wake-up runs
 once instead of being skipped. On PostgreSQL a session advisory lock picks the one process
 that sends; claims in the outbox keep even two senders from sending a message twice.
+
+A pass is a small pipeline, so a thousand reminders due at once leave within seconds: rows
+are claimed a batch per transaction, sent by a few workers that each keep one SMTP
+connection open for the pass, and their outcomes are recorded a batch per transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,12 +28,26 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from caserecord.db import Database
+from caserecord.models import OUTBOX_FAILED
 from scheduler import mail, outbox, sms
 from scheduler.outbox import EMAIL, MessageContext
 
 log = logging.getLogger(__name__)
 WAKE_JOB = "outbox-wake"
 POLL_JOB = "outbox-poll"
+MARK_WINDOW = 0.02  # seconds outcomes gather before they are written together
+RECHECK_AFTER = 0.5  # seconds a claimed message may wait for a worker before it is checked again
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    context: MessageContext
+    at: float  # time.monotonic() of the claim
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    outcome: outbox.Outcome | None  # None: withdrawn or lost before it was sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +61,8 @@ class SenderConfig:
     retry: timedelta = timedelta(minutes=1)
     poll: timedelta = timedelta(minutes=1)
     send_timeout: float = 30.0
-    concurrency: int = 10
-    batch: int = 200
+    concurrency: int = 10  # messages in flight, each worker with its own SMTP connection
+    batch: int = 20  # rows claimed per transaction; few, so none waits long between claim and send
     no_show_after: timedelta | None = timedelta(minutes=15)  # None: no no-show follow-ups
 
 
@@ -75,7 +94,12 @@ class Sender:
     # --- one pass -----------------------------------------------------------------------
 
     async def run_due(self, now: datetime | None = None) -> Counter[str]:
-        """Send every message due by `now` (default: the clock); return counts by outcome."""
+        """Send every message due by `now` (default: the clock); return counts by outcome.
+
+        One task claims due rows `batch` at a time (one transaction each) and queues them;
+        `concurrency` workers send them, each over its own kept SMTP connection; one task
+        records the outcomes, as many per transaction as have come in meanwhile.
+        """
         async with self._lock:
             now = now or self.clock()
             report: Counter[str] = Counter()
@@ -87,51 +111,106 @@ class Sender:
             if self.config.no_show_after is not None:
                 missed = await self.db.write(outbox.detect_no_shows, now, self.config.no_show_after)
                 report["no_show"] += len(missed)
-            while True:
-                ids = await self.db.read(outbox.due_ids, now, self.config.batch)
-                if not ids:
-                    break
-                outcomes = await asyncio.gather(*(self._one(i, now) for i in ids))
-                report.update(outcomes)
-                if len(ids) < self.config.batch or all(o == "skipped" for o in outcomes):
-                    break
+            workers = max(self.config.concurrency, 1)
+            todo: asyncio.Queue[_Claimed | None] = asyncio.Queue(maxsize=workers)
+            done: asyncio.Queue[_Sent | None] = asyncio.Queue()
+            async with asyncio.TaskGroup() as group:
+                recorder = group.create_task(self._record(done, report))
+                senders = [group.create_task(self._work(todo, done, now)) for _ in range(workers)]
+                try:
+                    report["skipped"] += await self._claim(todo, now)
+                finally:
+                    for _ in senders:
+                        await todo.put(None)
+                await asyncio.gather(*senders)
+                done.put_nowait(None)
+                await recorder
+            if report["skipped"] == 0:
+                del report["skipped"]
             return report
 
-    async def _one(self, message_id: int, now: datetime) -> str:
-        async with self._slots:
-            ctx = await self.db.write(outbox.claim, message_id, now, self.config.base_url)
-            if ctx is None:
-                return "skipped"
-            error, permanent = "", False
-            try:
-                await asyncio.wait_for(self._send(ctx, now), self.config.send_timeout)
-            except mail.SendError as exc:
-                error, permanent = str(exc), exc.permanent
-            except TimeoutError:
-                error = f"no answer within {self.config.send_timeout:g} s"
-            except Exception as exc:
-                log.exception("sending an outbox message failed", extra={"message_id": message_id})
-                error = f"{type(exc).__name__}: {exc}"
-            if not error:
-                await self.db.write(outbox.mark_sent, message_id, ctx.claim_token, self.clock())
-                return "sent"
-            state = await self.db.write(
-                outbox.mark_failed,
-                message_id,
-                ctx.claim_token,
-                self.clock(),
-                error,
-                0 if permanent else self.config.max_attempts,
-                self.config.retry,
-            )
-            log.warning(
-                "outbox message not sent", extra={"message_id": message_id, "error": error, "state": state}
-            )
-            return "failed" if state == "failed" else "retry"
+    async def _claim(self, todo: asyncio.Queue[_Claimed | None], now: datetime) -> int:
+        """Claim due rows batch by batch into `todo` until none is left; return how many were withdrawn."""
+        withdrawn = 0
+        limit = max(self.config.batch, 1)
+        while not self._stopped:
+            claimed = await self.db.write(outbox.claim_due, now, self.config.base_url, limit)
+            withdrawn += claimed.rows - len(claimed.contexts)
+            at = time.monotonic()
+            for ctx in claimed.contexts:
+                await todo.put(_Claimed(ctx, at))
+            if claimed.rows < limit:
+                break  # nothing more is due (or other senders hold the rest)
+        return withdrawn
 
-    async def _send(self, ctx: MessageContext, now: datetime) -> None:
+    async def _work(
+        self, todo: asyncio.Queue[_Claimed | None], done: asyncio.Queue[_Sent | None], now: datetime
+    ) -> None:
+        session = mail.open_session(self.mail)
+        try:
+            while (item := await todo.get()) is not None:
+                done.put_nowait(await self._one(item, session, now))
+        finally:
+            await session.close()
+
+    async def _one(self, item: _Claimed, session: mail.MailSession, now: datetime) -> _Sent:
+        ctx = item.context
+        message_id = ctx.message.id
+        assert message_id is not None
+        # One that waited for a free worker is checked again: its booking may have changed meanwhile.
+        if time.monotonic() - item.at > RECHECK_AFTER and not await self.db.write(
+            outbox.still_ours, message_id, ctx.claim_token, self.clock()
+        ):
+            return _Sent(None)
+        error, permanent = "", False
+        try:
+            await asyncio.wait_for(self._send(ctx, now, session), self.config.send_timeout)
+        except mail.SendError as exc:
+            error, permanent = str(exc), exc.permanent
+        except TimeoutError:
+            error = f"no answer within {self.config.send_timeout:g} s"
+        except Exception as exc:
+            log.exception("sending an outbox message failed", extra={"message_id": message_id})
+            error = f"{type(exc).__name__}: {exc}"
+        return _Sent(outbox.Outcome(message_id, ctx.claim_token, error, permanent))
+
+    async def _record(self, done: asyncio.Queue[_Sent | None], report: Counter[str]) -> None:
+        """Write outcomes as they come, all that have queued up since the last write in one go."""
+        finished = False
+        while not finished:
+            batch = [await done.get()]
+            if batch[0] is not None:
+                await asyncio.sleep(MARK_WINDOW)  # let a few more finish: one transaction for all
+            while not done.empty():
+                batch.append(done.get_nowait())
+            finished = None in batch
+            outcomes = []
+            for sent in batch:
+                if sent is None:
+                    continue
+                if sent.outcome is None:
+                    report["skipped"] += 1
+                else:
+                    outcomes.append(sent.outcome)
+            if not outcomes:
+                continue
+            states = await self.db.write(
+                outbox.mark_results, outcomes, self.clock(), self.config.max_attempts, self.config.retry
+            )
+            for o in outcomes:
+                state = states.get(o.message_id)
+                if not o.error:
+                    report["sent"] += 1
+                    continue
+                log.warning(
+                    "outbox message not sent",
+                    extra={"message_id": o.message_id, "error": o.error, "state": state},
+                )
+                report["failed" if state == OUTBOX_FAILED else "retry"] += 1
+
+    async def _send(self, ctx: MessageContext, now: datetime, session: mail.MailSession) -> None:
         if ctx.message.channel == EMAIL:
-            await self.mail.send(mail.compose(ctx, now, self.config.organizer, self.config.join_early))
+            await session.send(mail.compose(ctx, now, self.config.organizer, self.config.join_early))
         else:
             body = sms.compose(ctx, self.config.join_early)
             await self.sms.send(ctx.message.recipient, body, ctx.message.key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -296,3 +297,58 @@ async def test_reminder_offsets_come_from_the_settings(
         r.kind: r.due_at for r in outbox_rows(database, booking["id"]) if r.kind.startswith("reminder")
     }
     assert reminders == {"reminder_30m": START - timedelta(minutes=30)}
+
+
+async def test_a_message_whose_booking_is_cancelled_after_its_claim_does_not_leave(
+    make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    client = await make_client(outbox_sender=False, data_dir=tmp_path)
+    headers, booking = await booked(client, staff.worker.id, staff.worker.email)
+    claimed = await database.write(outbox.claim_due, clock.now, "http://lastmile.test", 10)
+    # Both invitations (e-mail and SMS) in one claim, under one token.
+    assert claimed.rows == 2 and len({c.claim_token for c in claimed.contexts}) == 1
+    again = await database.write(outbox.claim_due, clock.now, "http://lastmile.test", 10)
+    assert again.rows == 0  # a second sender finds nothing to take
+    await ok(await client.post(f"/api/bookings/{booking['id']}/cancel", json={}, headers=headers))
+    by_channel = {c.message.channel: c for c in claimed.contexts}
+    mail_id, sms_id = by_channel["email"].message.id, by_channel["sms"].message.id
+    assert mail_id is not None and sms_id is not None
+    # Checked just before it leaves: the e-mail is withdrawn instead of sent.
+    assert not await database.write(outbox.still_ours, mail_id, by_channel["email"].claim_token, clock.now)
+    rows = states(outbox_rows(database, booking["id"]))
+    assert rows["invitation:email"] == "withdrawn" and rows["reminder_24h:email:s0"] == "withdrawn"
+    # The SMS had left before the cancel: it is marked sent, and the e-mail cannot be any more.
+    outcomes = [outbox.Outcome(sms_id, by_channel["sms"].claim_token), outbox.Outcome(mail_id, "stolen")]
+    marked = await database.write(outbox.mark_results, outcomes, clock.now, 5, timedelta(minutes=1))
+    assert marked == {sms_id: "sent", mail_id: None}
+
+
+async def test_many_due_messages_leave_once_over_kept_connections(
+    make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    with smtp_sink() as (mailbox, port):
+        client = await make_client(
+            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
+        )
+        headers, _ = await booked(client, staff.worker.id, staff.worker.email)
+        for start in ("2026-03-05T09:30:00-08:00", "2026-03-05T10:00:00-08:00", "2026-03-05T10:30:00-08:00"):
+            case = await ok(
+                await client.post(
+                    "/api/cases",
+                    json={"worker_id": staff.worker.id, "client": {"name": "B", "email": "b@example.net"}},
+                    headers=headers,
+                ),
+                201,
+            )
+            body = {"worker_id": staff.worker.id, "case_id": case["id"], "start": start}
+            await ok(await client.post("/api/bookings", json=body, headers=headers), 201)
+        sender = client.app[SENDER]
+        sender.config = dataclasses.replace(sender.config, batch=2, concurrency=2)
+        report = await sender.run_due(clock.now)
+        assert report["sent"] == 5 and sum(report.values()) == 5  # 4 e-mails, 1 SMS
+        assert sum((await sender.run_due(clock.now)).values()) == 0
+    ids = [m["Message-ID"] for m in mailbox.messages]
+    assert len(ids) == 4 == len(set(ids))
+    assert {r.state for r in outbox_rows(database) if r.kind == "invitation"} == {"sent"}
