@@ -13,7 +13,7 @@ from caserecord import audit
 from caserecord.access import require_case, require_role, visible_worker_ids
 from caserecord.audit import Actor
 from caserecord.errors import Conflict, Forbidden, Invalid, NotFound
-from caserecord.models import Note, NoteAddendum, NoteRevision, RiskAlert, Visit
+from caserecord.models import Note, NoteAddendum, NoteRevision, RiskAlert, TranscriptSegment, Visit
 
 EDITABLE = ("summary", "observations", "analysis", "action_items", "risk_flags", "follow_up", "client_words")
 FLAG_STATES = ("suggested", "confirmed", "dismissed")
@@ -43,7 +43,15 @@ def file_note(s: Session, visit_id: int, drafter: str, draft: dict[str, Any], no
     except IntegrityError:
         return None
     assert note.id is not None
-    s.add(NoteRevision(note_id=note.id, version=1, body=text, author_id=None, sections="[]", created_at=now))
+    body = _apply_live_flags(s, note, draft)
+    if body is not draft:
+        note.body = json.dumps(body, sort_keys=True)
+        s.add(note)
+    s.add(
+        NoteRevision(
+            note_id=note.id, version=1, body=note.body, author_id=None, sections="[]", created_at=now
+        )
+    )
     audit.record(s, Actor.system(), "note.draft", "note", note.id, case_id=visit.case_id, visit_id=visit_id)
     return note
 
@@ -201,6 +209,97 @@ def _sync_alerts(
             audit.record(
                 s, actor, "risk.withdraw", "risk_alert", alert.id, case_id=note.case_id, category=category
             )
+
+
+def confirm_live_flag(
+    s: Session, actor: Actor, visit_id: int, category: str, label: str, quote: str, at_ms: int, now: datetime
+) -> RiskAlert:
+    """The worker confirms, during the visit, a risk heard in what was just said.
+
+    The flag must rest on a stored transcript segment said at `at_ms` that holds `quote`; the note
+    drafted at the end carries it as confirmed.
+    """
+    visit = s.get(Visit, visit_id)
+    if visit is None:
+        raise NotFound(f"no visit {visit_id}")
+    require_case(s, actor, visit.case_id)
+    if actor.role != "admin" and actor.user_id != visit.worker_id:
+        raise Forbidden("only the visit's worker confirms its risk flags")
+    said = s.exec(
+        select(TranscriptSegment).where(
+            TranscriptSegment.visit_id == visit_id, TranscriptSegment.start_ms == at_ms
+        )
+    ).all()
+    if not any(quote.strip() and quote.strip() in seg.text for seg in said):
+        raise Invalid("a risk flag rests on words said in the visit; none were said at that moment")
+    existing = s.exec(
+        select(RiskAlert).where(
+            RiskAlert.visit_id == visit_id, RiskAlert.category == category, RiskAlert.at_ms == at_ms
+        )
+    ).first()
+    if existing is not None and existing.withdrawn_at is None:
+        return existing  # confirmed twice (a double click): one alert
+    assert actor.user_id is not None
+    alert = existing or RiskAlert(
+        visit_id=visit_id,
+        case_id=visit.case_id,
+        worker_id=visit.worker_id,
+        category=category,
+        label=label[:100],
+        quote=quote.strip()[:2000],
+        at_ms=at_ms,
+        confirmed_by=actor.user_id,
+        confirmed_at=now,
+    )
+    alert.confirmed_by, alert.confirmed_at, alert.withdrawn_at = actor.user_id, now, None
+    s.add(alert)
+    s.flush()
+    audit.record(
+        s, actor, "risk.confirm", "risk_alert", alert.id, case_id=visit.case_id, category=category, live=True
+    )
+    return alert
+
+
+LIVE_MATCH_MS = 15_000  # a drafted flag this close to a live-confirmed one, same category, is the same
+
+
+def _apply_live_flags(s: Session, note: Note, body: dict[str, Any]) -> dict[str, Any]:
+    """Mark the drafted flags the worker already confirmed during the visit; add those not drafted."""
+    alerts = s.exec(
+        select(RiskAlert).where(
+            RiskAlert.visit_id == note.visit_id,
+            col(RiskAlert.note_id).is_(None),
+            col(RiskAlert.withdrawn_at).is_(None),
+        )
+    ).all()
+    if not alerts:
+        return body
+    flags: list[dict[str, Any]] = list(body.get("risk_flags") or [])
+    for alert in alerts:
+        match = next(
+            (
+                f
+                for f in flags
+                if f.get("category") == alert.category
+                and abs(round(float((f.get("quote") or {}).get("start") or 0) * 1000) - alert.at_ms)
+                <= LIVE_MATCH_MS
+            ),
+            None,
+        )
+        if match is None:
+            match = {
+                "category": alert.category,
+                "label": alert.label,
+                "trigger": "",
+                "quote": {"text": alert.quote, "start": alert.at_ms / 1000},
+            }
+            flags.append(match)
+        match["status"] = "confirmed"
+        # The alert now follows the note's flag, so un-confirming it in the note withdraws the alert.
+        alert.at_ms = round(float(match["quote"].get("start") or 0) * 1000)
+        alert.note_id = note.id
+        s.add(alert)
+    return {**body, "risk_flags": flags}
 
 
 def risk_alerts(s: Session, actor: Actor, *, open_only: bool = True, limit: int = 200) -> list[RiskAlert]:

@@ -12,16 +12,17 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, StringConstraints
 from sqlmodel import Session, col, select
 
 from caserecord import audit, notes
 from caserecord.access import require_role, visible_worker_ids
 from caserecord.audit import Actor
 from caserecord.models import Booking, Case, Client, RiskAlert, User, Visit, VisitParticipant
+from transcription.risk import RISK_LABELS, RiskCategory
 from web.api import api
 from web.problems import ProblemError
 from web.routing import Call, json_response
@@ -298,6 +299,45 @@ async def acknowledge_risk_alert(call: Call) -> web.StreamResponse:
     out = await call.rt.db.write(run)
     await notify_team(call.request.app, out.worker_id, "risk")
     return json_response(out)
+
+
+class LiveFlagIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    category: RiskCategory
+    quote: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    start: Annotated[float, Field(ge=0, le=86_400, description="Seconds into the visit the words were said")]
+
+
+@api.add(
+    "POST",
+    "/api/visits/{visit_id}/risk-flags",
+    summary="Confirm, during the visit, a risk heard in what was said (the supervisor is alerted)",
+    roles=("admin", "worker"),
+    body=LiveFlagIn,
+    response=RiskAlertOut,
+    status=201,
+    tag="supervision",
+)
+async def confirm_live_flag(call: Call) -> web.StreamResponse:
+    body: LiveFlagIn = call.body
+    now = call.rt.clock()
+
+    def run(s: Session) -> RiskAlertOut:
+        alert = notes.confirm_live_flag(
+            s,
+            call.actor,
+            call.path["visit_id"],
+            body.category.value,
+            RISK_LABELS[body.category],
+            body.quote,
+            round(body.start * 1000),
+            now,
+        )
+        return alerts_out(s, [alert])[0]
+
+    out = await call.rt.db.write(run)
+    await notify_team(call.request.app, out.worker_id, "risk")
+    return json_response(out, 201)
 
 
 # --- socket ------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from caserecord.errors import Conflict, Forbidden, NotFound, RecordError
 from caserecord.models import Note, User, Visit, VisitParticipant
 from scheduler import service
 from transcription import Engine, EngineOptions, Segment, StreamingTranscriber
+from transcription.risk import RISK_LABELS, find_risks
 from visits import lifecycle
 from visits.audio import AudioPart, AudioStore
 from visits.hub import Peer, VisitHub
@@ -130,6 +131,16 @@ def visits_ctx(app: web.Application) -> AsyncIterator[None]:
                     "text": row.text,
                 }
                 await app[VISITS].hub.broadcast(visit_id, caption)
+                # Possible risks go to the worker at once (never to the client) to confirm or ignore.
+                for risk in find_risks(row.text, seg.speaker.split(":")[0]):
+                    suggestion = {
+                        "type": "risk",
+                        "category": risk.category.value,
+                        "label": RISK_LABELS[risk.category],
+                        "quote": row.text,
+                        "start": row.start_ms / 1000,
+                    }
+                    await app[VISITS].hub.broadcast(visit_id, suggestion, kind="worker")
 
         def sink_for(visit_id: int) -> AudioSink | None:
             if engine is None:

@@ -17,11 +17,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from caserecord import audit
+from caserecord import audit, transcripts
 from caserecord.db import Database
 from tests.conftest import PASSWORD, Staff, login
 from tests.helpers import TUESDAY_MORNINGS, Client, ok, open_case, problem, publish
 from web.api import api
+from web.runtime import RUNTIME
 
 Role = Callable[[str], Awaitable[dict[str, str]]]
 ROLES = ("admin", "supervisor", "worker", "other_supervisor", "other_worker", "anonymous")
@@ -360,6 +361,15 @@ async def _acknowledge(w: World) -> Req:
     return Req("POST", f"/api/risk-alerts/{alert_id}/acknowledge")
 
 
+async def _live_flag(w: World) -> Req:
+    """A client checked in said something risky a second into the visit; confirm it."""
+    visit_id, participant_id = await w.waiting_client()
+    with w.client.app[RUNTIME].db.session(write=True) as s:
+        transcripts.add_segment(s, visit_id, f"client:{participant_id}", 1.0, 3.0, "We will be evicted.", [])
+    flag = {"category": "eviction_or_homelessness", "quote": "We will be evicted.", "start": 1.0}
+    return Req("POST", f"/api/visits/{visit_id}/risk-flags", flag)
+
+
 REVIEW = expect(200, 200, 403)
 TEAM_VIEW = expect(200, 200, 403, 200, 403)
 
@@ -407,6 +417,7 @@ TABLE: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
     ("GET", "/api/notes/{note_id}/follow-up"): (_get_follow_up, READ),
     ("POST", "/api/notes/{note_id}/follow-up"): (_book_follow_up, write(201)),
     # Each supervisor sees their own team's live visits and alerts (an empty list for the other one).
+    ("POST", "/api/visits/{visit_id}/risk-flags"): (_live_flag, write(201)),
     ("GET", "/api/live-visits"): (_live_visits, TEAM_VIEW),
     ("GET", "/api/risk-alerts"): (_risk_alerts, TEAM_VIEW),
     ("POST", "/api/risk-alerts/{alert_id}/acknowledge"): (_acknowledge, REVIEW),

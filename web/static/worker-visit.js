@@ -90,6 +90,46 @@ function caption(msg) {
   while (list.children.length > 6) list.firstChild.remove();
 }
 
+const risksSeen = new Set();
+function riskHeard(msg) {
+  const list = $("risk-list");
+  const key = `${msg.category}@${msg.start}`;
+  if (!list || !canAct || risksSeen.has(key)) return;
+  risksSeen.add(key);
+  const li = document.createElement("li");
+  li.className = "risk";
+  const m = Math.floor(msg.start / 60), sec = String(Math.floor(msg.start % 60)).padStart(2, "0");
+  li.append(`${msg.label} (at ${m}:${sec}): “${msg.quote}” `);
+  const yes = document.createElement("button");
+  yes.type = "button";
+  yes.textContent = "Confirm";
+  yes.setAttribute("aria-label", `Confirm risk: ${msg.label}`);
+  const no = document.createElement("button");
+  no.type = "button";
+  no.className = "secondary";
+  no.textContent = "Not a risk";
+  no.onclick = () => { li.remove(); if (!list.children.length) $("risks").hidden = true; };
+  yes.onclick = async () => {
+    yes.disabled = no.disabled = true;
+    const resp = await fetch(`/api/visits/${visitId}/risk-flags`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ category: msg.category, quote: msg.quote, start: msg.start }),
+    });
+    if (resp.ok) {
+      li.replaceChildren(`${msg.label}: confirmed. Your supervisor has been told; it is in the note.`);
+      li.className = "risk confirmed";
+    } else {
+      yes.disabled = no.disabled = false;
+      const body = await resp.json().catch(() => ({}));
+      li.append(` ${body.detail || "Could not confirm; try again."}`);
+    }
+  };
+  li.append(yes, " ", no);
+  list.append(li);
+  $("risks").hidden = false;
+}
+
 async function admit(participantId, button) {
   button.disabled = true;
   const resp = await fetch(`/api/visits/${visitId}/admit`, {
@@ -142,6 +182,7 @@ async function onMessage(msg) {
   else if (msg.type === "state") render(msg);
   else if (msg.type === "ready") await call(msg.from);
   else if (msg.type === "caption") caption(msg);
+  else if (msg.type === "risk") riskHeard(msg);
   else if (msg.type === "signal") {
     const pc = peers.get(msg.from);
     if (!pc) return;
