@@ -581,6 +581,38 @@ def list_messages(s: Session, states: Sequence[str], limit: int = 500) -> list[O
     return list(s.exec(q))
 
 
+def retry_failed(s: Session, actor: Actor, now: datetime, message_id: int | None = None) -> int:
+    """Put failed messages (one, or all with None) back to pending, due now, attempts reset.
+
+    Audited per message; returns how many went back. A message whose booking has since
+    changed is withdrawn by the sender's claim, as any other.
+    """
+    q = select(OutboxMessage).where(OutboxMessage.state == OUTBOX_FAILED)
+    if message_id is not None:
+        q = q.where(OutboxMessage.id == message_id)
+    rows = list(s.exec(q))
+    cases = {
+        b.id: b.case_id
+        for b in s.exec(select(Booking).where(col(Booking.id).in_({r.booking_id for r in rows})))
+    }
+    for row in rows:
+        row.state, row.due_at, row.attempts, row.claim_token = OUTBOX_PENDING, now, 0, None
+        row.updated_at = now
+        s.add(row)
+        audit.record(
+            s,
+            actor,
+            "outbox.retry",
+            "outbox_message",
+            row.id,
+            case_id=cases.get(row.booking_id),
+            kind=row.kind,
+            channel=row.channel,
+        )
+    s.flush()
+    return len(rows)
+
+
 def opt_out(s: Session, phone: str, now: datetime) -> bool:
     """Stop SMS to `phone` and withdraw its pending ones; False if it had already opted out."""
     if is_opted_out(s, phone):

@@ -14,8 +14,10 @@ from caserecord import audit
 from caserecord.models import OUTBOX_FAILED, OUTBOX_PENDING, OUTBOX_SENDING, OutboxMessage
 from scheduler import mail, outbox, sms
 from scheduler.sender import Sender, SenderConfig
+from web.auth import check_csrf
 from web.pages import render
-from web.runtime import IDENTITY, RUNTIME
+from web.problems import ProblemError
+from web.runtime import IDENTITY, RUNTIME, Identity
 
 log = logging.getLogger(__name__)
 SENDER = web.AppKey("sender", Sender)
@@ -50,20 +52,17 @@ async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
     await sender.stop()
 
 
+def _not_allowed(ident: Identity, detail: str, title: str = "Not allowed") -> web.Response:
+    return render("error.html", status=403, me=ident.user, csrf=ident.csrf_token, title=title, detail=detail)
+
+
 async def outbox_page(request: web.Request) -> web.StreamResponse:
     """GET /admin/outbox: messages waiting, being sent or failed, and the SMS file outbox (admins)."""
     ident = request.get(IDENTITY)
     if ident is None:
         raise web.HTTPSeeOther(f"/?next={quote(request.path_qs)}")
     if ident.user.role != "admin":
-        return render(
-            "error.html",
-            status=403,
-            me=ident.user,
-            csrf=ident.csrf_token,
-            title="Not allowed",
-            detail="only an agency admin may see the outbox",
-        )
+        return _not_allowed(ident, "only an agency admin may see the outbox")
     rt = request.app[RUNTIME]
 
     def run(s: Session) -> list[OutboxMessage]:
@@ -84,8 +83,42 @@ async def outbox_page(request: web.Request) -> web.StreamResponse:
         files=files,
         sms_configured=bool(rt.settings.sms_url),
         mail_configured=bool(rt.settings.smtp_url),
+        notice=request.query.get("notice", "")[:200],
     )
+
+
+async def outbox_retry(request: web.Request) -> web.StreamResponse:
+    """POST /admin/outbox/{id}/retry or /admin/outbox/retry-failed: failed messages go again, now."""
+    ident = request.get(IDENTITY)
+    if ident is None:
+        raise web.HTTPSeeOther("/?next=/admin/outbox")
+    if ident.user.role != "admin":
+        return _not_allowed(ident, "only an agency admin may retry messages")
+    form = await request.post()
+    try:
+        check_csrf(request, ident, str(form.get("csrf_token", "")))
+    except ProblemError:
+        return _not_allowed(
+            ident,
+            "This form has expired or did not come from this site, so nothing was changed. "
+            "Go back, reload the page and try again.",
+            "Form expired",
+        )
+    raw = request.match_info.get("message_id")
+    message_id = int(raw) if raw is not None else None
+    rt = request.app[RUNTIME]
+    count = await rt.db.write(outbox.retry_failed, ident.actor, rt.clock(), message_id)
+    request.app[SENDER].nudge()
+    if count == 0:
+        notice = "Nothing to retry: the message is no longer failed."
+    else:
+        notice = (
+            "1 message will be sent again now." if count == 1 else f"{count} messages will be sent again now."
+        )
+    raise web.HTTPSeeOther(f"/admin/outbox?notice={quote(notice)}")
 
 
 def install_admin_pages(app: web.Application) -> None:
     app.router.add_get("/admin/outbox", outbox_page)
+    app.router.add_post(r"/admin/outbox/{message_id:\d{1,18}}/retry", outbox_retry)
+    app.router.add_post("/admin/outbox/retry-failed", outbox_retry)
