@@ -130,6 +130,18 @@ async def test_a_visit_note_is_signed_and_approved(
             await poll(both_heard, within=120, what="both speakers' words in the stored transcript")
         except AssertionError as exc:
             raise AssertionError(f"{exc}; heard {heard}") from None
+        # The supervisor watches the team page while the worker confirms the risk heard live.
+        reviewer = await worker_browser.new_context(viewport={"width": 1100, "height": 800})
+        reviewer.set_default_timeout(15_000)
+        supervisor = await sign_in(reviewer, base, staff.supervisor.email, "/supervisor")
+        await expect(supervisor.locator("#live")).to_contain_text("Maria Lopez")
+        live_confirm = worker.get_by_role("button", name="Confirm risk: Eviction or homelessness").first
+        await expect(live_confirm).to_be_visible(timeout=60_000)
+        await live_confirm.click()
+        await expect(worker.get_by_text("Your supervisor has been told").first).to_be_visible()
+        await expect(supervisor.locator("#live-banner")).to_contain_text("New risk alert", timeout=30_000)
+        await expect(supervisor.locator("#alerts")).to_contain_text("Maria Lopez")
+
         worker.once("dialog", lambda dialog: dialog.accept())
         await worker.get_by_role("button", name="End visit").click()
         await expect(client.get_by_text("The visit has ended")).to_be_visible(timeout=30_000)
@@ -154,9 +166,6 @@ async def test_a_visit_note_is_signed_and_approved(
         await worker.screenshot(path=ARTIFACTS / "note-signed.png", full_page=True)
 
         # The worker's supervisor, in a context of their own, approves it.
-        reviewer = await worker_browser.new_context(viewport={"width": 1100, "height": 800})
-        reviewer.set_default_timeout(15_000)
-        supervisor = await sign_in(reviewer, base, staff.supervisor.email, "/supervisor")
         await supervisor.goto(f"{base}/notes/{note.id}")
         await supervisor.get_by_role("button", name="Approve").click()
         await expect(supervisor.get_by_role("status").filter(has_text="Approved.")).to_be_visible()
