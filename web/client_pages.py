@@ -18,17 +18,17 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from caserecord import audit
 from caserecord.audit import Actor
 from caserecord.cases import normalize_phone
-from caserecord.errors import Invalid, RecordError
-from caserecord.models import BOOKING_ACTIVE, Booking, ClientLink, User, Visit
-from scheduler import outbox, service, sms
+from caserecord.errors import Conflict, Invalid, RecordError
+from caserecord.models import BOOKING_ACTIVE, Booking, Case, Client, ClientLink, User, Visit
+from scheduler import outbox, service, sms, texts
 from scheduler.rules import compute_slots, find_slot
 from web.admin_pages import SENDER, install_admin_pages
-from web.pages import day_label, render
+from web.pages import render
 from web.routing import client_ip
 from web.runtime import RUNTIME, Runtime
 
@@ -51,12 +51,20 @@ class ClientView:
     can_change: bool
     can_join: bool
     missed: bool
+    language: str
 
 
 def form_token(link: ClientLink, booking: Booking) -> str:
     """Return the CSRF token of the page's forms: tied to the link and the booking's version."""
     msg = f"client-form:{booking.id}:{booking.sequence}".encode()
     return hmac.new(link.token.encode(), msg, hashlib.sha256).hexdigest()[:40]
+
+
+def _language(s: Session, booking: Booking) -> str:
+    client = s.exec(
+        select(Client).join(Case, col(Case.client_id) == col(Client.id)).where(Case.id == booking.case_id)
+    ).first()
+    return client.language if client is not None else "en"
 
 
 def _find(s: Session, token: str, now: datetime) -> tuple[ClientLink, Booking]:
@@ -66,16 +74,30 @@ def _find(s: Session, token: str, now: datetime) -> tuple[ClientLink, Booking]:
         else None
     )
     if link is None:
-        raise _Gone("This link is not valid. Use the newest link your agency sent you.")
-    if link.expires_at <= now:
-        raise _Gone("This link has expired because the visit is over.")
+        raise _Gone("invalid", None)
     booking = s.get(Booking, link.booking_id)
     assert booking is not None
+    if link.expires_at <= now:
+        raise _Gone("expired", _language(s, booking))
     return link, booking
 
 
 class _Gone(Exception):
-    pass
+    """The link does not work: `why` is "invalid" or "expired"; `language` the client's, if known."""
+
+    def __init__(self, why: str, language: str | None) -> None:
+        super().__init__(why)
+        self.why = why
+        self.language = language
+
+
+class _Refused(Exception):
+    """The client's change was refused; `detail` is already in the client's language."""
+
+    def __init__(self, detail: str, status: int = 422) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status = status
 
 
 def _view(s: Session, token: str, now: datetime, rt: Runtime) -> ClientView:
@@ -107,43 +129,61 @@ def _view(s: Session, token: str, now: datetime, rt: Runtime) -> ClientView:
                 slots.append(slot.start)
         slots = slots[:MAX_SLOTS]
     audit.record(s, Actor(None, "client"), "client_page.read", "booking", booking.id, case_id=booking.case_id)
-    return ClientView(link, booking, visit, worker.name, tz, slots, can_change, can_join, missed)
+    return ClientView(
+        link, booking, visit, worker.name, tz, slots, can_change, can_join, missed, _language(s, booking)
+    )
 
 
-def _when(moment: datetime, tz: ZoneInfo) -> str:
-    local = moment.astimezone(tz)
-    return f"{day_label(local.date())} {local.year}, {local:%H:%M}"
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """A time as the page shows it: words in the worker's zone, and the instant for the device's zone."""
+
+    text: str
+    instant: str  # ISO 8601 in UTC, for <time datetime>
+    value: str  # ISO 8601 in the worker's zone, what the reschedule form posts
+
+
+def _moment(moment: datetime, tz: ZoneInfo, language: str) -> Moment:
+    return Moment(
+        text=texts.local_time(moment, str(tz), language),
+        instant=moment.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        value=moment.astimezone(tz).isoformat(),
+    )
 
 
 def _page(
     view: ClientView, rt: Runtime, notice: str = "", error: str = "", status: int = 200
 ) -> web.Response:
     b = view.booking
+    w = texts.page_words(view.language)
     join_url = f"/j/{view.visit.join_token}" if view.can_join and view.visit is not None else ""
+    state = "missed" if view.missed else b.status
     return render(
         "client_visit.html",
         status=status,
+        w=w,
         token=view.link.token,
         csrf=form_token(view.link, b),
         worker=view.worker_name,
-        when=_when(b.start_at, view.tz),
+        when=_moment(b.start_at, view.tz, view.language),
         zone=str(view.tz),
-        status_text="Missed"
-        if view.missed
-        else {"booked": "Booked", "cancelled": "Cancelled"}.get(b.status, b.status.title()),
+        status_text=w.statuses.get(state, state.title()),
         missed=view.missed,
         active=b.status == BOOKING_ACTIVE,
         can_change=view.can_change,
         cutoff_hours=rt.settings.client_cutoff_hours,
         join_url=join_url,
-        slots=[(s.isoformat(), _when(s, view.tz)) for s in view.slots],
+        slots=[_moment(s, view.tz, view.language) for s in view.slots],
         notice=notice,
         error=error,
     )
 
 
-def _gone(detail: str) -> web.Response:
-    return render("client_gone.html", status=410, detail=detail)
+def _gone(request: web.Request, gone: _Gone) -> web.Response:
+    language = gone.language or texts.accepted_language(request.headers.get("Accept-Language", ""))
+    w = texts.page_words(language)
+    detail = w.gone_expired if gone.why == "expired" else w.gone_invalid
+    return render("client_gone.html", status=410, w=w, detail=detail)
 
 
 async def client_page(request: web.Request) -> web.StreamResponse:
@@ -152,10 +192,8 @@ async def client_page(request: web.Request) -> web.StreamResponse:
     try:
         view = await rt.db.write(_view, request.match_info["token"], rt.clock(), rt)
     except _Gone as exc:
-        return _gone(str(exc))
-    notice = {"moved": "Your visit has moved.", "cancelled": "Your visit is cancelled."}.get(
-        request.query.get("done", ""), ""
-    )
+        return _gone(request, exc)
+    notice = texts.page_words(view.language).notices.get(request.query.get("done", ""), "")
     return _page(view, rt, notice=notice)
 
 
@@ -180,36 +218,39 @@ async def client_action(request: web.Request) -> web.StreamResponse:
 
     def run(s: Session) -> None:
         link, booking = _find(s, token, now)
+        w = texts.page_words(_language(s, booking))
         if not _same_origin(request, rt) or not hmac.compare_digest(form_token(link, booking), submitted):
-            raise Invalid(
-                "this page was out of date, so nothing was changed; here is your visit as it is now"
-            )
+            raise _Refused(w.out_of_date)
         if booking.status != BOOKING_ACTIVE:
-            raise Invalid("this visit is already cancelled")
+            raise _Refused(w.already_cancelled)
         visit = s.exec(select(Visit).where(Visit.booking_id == booking.id)).first()
         missed = visit is not None and visit.status == "no_show"
         if now >= booking.start_at - timedelta(hours=rt.settings.client_cutoff_hours) and not missed:
-            raise Invalid(
-                f"visits can be changed here up to {rt.settings.client_cutoff_hours} hours before; "
-                "please call your worker"
-            )
-        if action == "cancel":
-            service.cancel_booking(s, actor, booking, "cancelled by the client", now)
-            return
+            raise _Refused(w.too_late.format(hours=rt.settings.client_cutoff_hours))
         try:
-            start = datetime.fromisoformat(start_text)
-        except ValueError as exc:
-            raise Invalid("choose one of the times listed") from exc
-        found = find_slot(service.load_rules(s, [booking.worker_id]), start) if start.tzinfo else None
-        if found is None or found[0].mode != "booked":
-            raise Invalid("choose one of the times listed")
-        service.move(s, actor, booking, start, now, rt.join_policy, missed=missed)
+            if action == "cancel":
+                service.cancel_booking(s, actor, booking, "cancelled by the client", now)
+                return
+            try:
+                start = datetime.fromisoformat(start_text)
+            except ValueError as exc:
+                raise _Refused(w.choose_listed) from exc
+            found = find_slot(service.load_rules(s, [booking.worker_id]), start) if start.tzinfo else None
+            if found is None or found[0].mode != "booked":
+                raise _Refused(w.choose_listed)
+            service.move(s, actor, booking, start, now, rt.join_policy, missed=missed)
+        except Conflict as exc:
+            taken = "taken" in exc.detail
+            raise _Refused(w.slot_taken if taken else w.not_changed.format(detail=exc.detail), 409) from exc
+        except RecordError as exc:
+            detail = exc.detail if w is texts.EN_PAGE else w.not_changed.format(detail=exc.detail)
+            raise _Refused(detail, exc.status) from exc
 
     try:
         await rt.db.write(run)
     except _Gone as exc:
-        return _gone(str(exc))
-    except RecordError as exc:
+        return _gone(request, exc)
+    except _Refused as exc:
         view = await rt.db.write(_view, token, now, rt)
         return _page(view, rt, error=exc.detail, status=exc.status)
     done = "cancelled" if action == "cancel" else "moved"

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import web
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, async_playwright, expect
 from sqlmodel import select
 
 from caserecord.audit import Actor
@@ -68,7 +68,12 @@ async def test_the_client_moves_their_visit_on_a_phone(
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = await browser.new_context(
-            viewport=PHONE, is_mobile=True, has_touch=True, locale="en-GB", device_scale_factor=1
+            viewport=PHONE,
+            is_mobile=True,
+            has_touch=True,
+            locale="en-GB",
+            device_scale_factor=1,
+            timezone_id="America/Los_Angeles",  # the worker's zone: the times read the same
         )
         context.set_default_timeout(10_000)
         page = await context.new_page()
@@ -79,6 +84,59 @@ async def test_the_client_moves_their_visit_on_a_phone(
         await page.get_by_role("button", name="Move my visit").click()
         await expect(page.get_by_role("status")).to_have_text("Your visit has moved.")
         await check_page(page, "client-page-moved")
+        await browser.close()
+    with sqlite_db.session() as s:
+        booking = s.get(Booking, booking_id)
+        assert booking is not None and booking.start_at == datetime(2026, 3, 5, 10, 0, tzinfo=LA)
+
+
+async def phone_in(browser: Browser, zone: str, javascript: bool = True) -> BrowserContext:
+    """Open a 390 px phone whose clock is in `zone`."""
+    return await browser.new_context(
+        viewport=PHONE,
+        is_mobile=True,
+        has_touch=True,
+        locale="en-GB",
+        device_scale_factor=1,
+        timezone_id=zone,
+        java_script_enabled=javascript,
+    )
+
+
+async def test_a_phone_in_another_zone_sees_its_own_times_and_without_script_the_workers(
+    client_page: tuple[str, int], sqlite_db: Database
+) -> None:
+    url, booking_id = client_page
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        # Without JavaScript: the worker's zone, named.
+        plain = await phone_in(browser, "America/New_York", javascript=False)
+        page = await plain.new_page()
+        await page.goto(url)
+        when = page.locator("time[data-local]").first
+        await expect(when).to_have_text("Thursday 5 March 2026, 09:00")
+        await expect(page.locator(".zone")).to_have_text("(America/Los_Angeles)")
+        await plain.close()
+
+        # A phone in New York: 09:00 in Los Angeles is 12:00 there, and the page says so.
+        context = await phone_in(browser, "America/New_York")
+        context.set_default_timeout(10_000)
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(url)
+        when = page.locator("time[data-local]").first
+        await expect(when).to_have_text("Thursday 5 March 2026, 12:00")
+        await expect(when).to_have_attribute("datetime", "2026-03-05T17:00:00Z")
+        await expect(page.locator(".zone")).to_have_text("(America/New_York)")
+        await expect(page.locator("#zone-note")).to_contain_text("your device's time zone, America/New_York")
+        await check_page(page, "client-page-new-york")
+        # The 10:00 slot in Los Angeles is offered as 13:00 in New York; choosing it books 10:00 there.
+        await page.get_by_label("Thursday 5 March 2026, 13:00").check()
+        await page.get_by_role("button", name="Move my visit").click()
+        await expect(page.get_by_role("status")).to_have_text("Your visit has moved.")
+        await expect(page.locator("time[data-local]").first).to_have_text("Thursday 5 March 2026, 13:00")
+        assert errors == []
         await browser.close()
     with sqlite_db.session() as s:
         booking = s.get(Booking, booking_id)

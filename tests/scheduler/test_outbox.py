@@ -352,3 +352,23 @@ async def test_many_due_messages_leave_once_over_kept_connections(
     ids = [m["Message-ID"] for m in mailbox.messages]
     assert len(ids) == 4 == len(set(ids))
     assert {r.state for r in outbox_rows(database) if r.kind == "invitation"} == {"sent"}
+
+
+async def test_e_mail_and_sms_speak_the_clients_language(
+    make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    with smtp_sink() as (mailbox, port):
+        client = await make_client(
+            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
+        )
+        await booked(client, staff.worker.id, staff.worker.email, language="es")
+        clock.now = START - timedelta(hours=24)
+        assert (await client.app[SENDER].run_due(clock.now))["sent"] == 4
+    subjects = sorted(subject(m) for m in mailbox.messages)
+    assert subjects[0].startswith("Recordatorio: su cita con Worker") and subjects[1].startswith(
+        "Su cita con"
+    )
+    bodies = [json.loads(p.read_text())["body"] for p in (tmp_path / "outbox" / "sms").iterdir()]
+    assert len(bodies) == 2 and all("cita virtual con Worker" in b for b in bodies)
+    assert any("jueves 5 de marzo de 2026, 09:00" in b for b in bodies)

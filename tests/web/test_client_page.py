@@ -129,3 +129,44 @@ async def test_the_admin_sees_failed_and_waiting_messages(
     anonymous = await client.get("/admin/outbox", allow_redirects=False)
     assert anonymous.status == 303 and anonymous.headers["Location"].startswith("/?next=")
     assert any(r.state == "failed" for r in outbox_rows(database))
+
+
+async def test_a_spanish_speaking_client_sees_their_page_in_spanish(
+    make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    client = await make_client(outbox_sender=False, data_dir=tmp_path)
+    _, booking = await booked(client, staff.worker.id, staff.worker.email, language="es")
+    token = link_of(database, booking["id"])
+    resp = await client.get(f"/c/{token}")
+    html = await resp.text()
+    assert resp.status == 200 and '<html lang="es">' in html
+    assert "Su cita con Worker" in html and "Reservada" in html and "Cambiar mi cita" in html
+    assert "Cancelar mi cita" in html and "Your visit" not in html and "Move my visit" not in html
+    # The worker's zone, named, and the instant for the device's zone to take over.
+    assert '<time datetime="2026-03-05T17:00:00Z" data-local>jueves 5 de marzo de 2026, 09:00</time>' in html
+    assert "(America/Los_Angeles)" in html and "la zona horaria de su trabajador" in html
+    assert '<time datetime="2026-03-05T17:30:00Z" data-local>jueves 5 de marzo de 2026, 09:30</time>' in html
+    # Scripts come from /static only: the CSP forbids inline ones.
+    assert '<script type="module" src="/static/client-times.js"></script>' in html
+    assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert re.search(r"<script(?![^>]*\bsrc=)", html) is None
+    script = await client.get("/static/client-times.js")
+    assert script.status == 200 and "Intl.DateTimeFormat" in await script.text()
+
+    refused = await client.post(
+        f"/c/{token}/reschedule", data={"start": "mañana", "csrf_token": csrf_of(html)}
+    )
+    assert refused.status == 422 and "Elija una de las horas de la lista" in await refused.text()
+    moved = await client.post(
+        f"/c/{token}/reschedule",
+        data={"start": "2026-03-05T09:30:00-08:00", "csrf_token": csrf_of(html)},
+    )
+    assert moved.status == 200 and "Su cita cambió de hora." in await moved.text()
+    clock.now = START + timedelta(days=3)
+    gone = await page(client, token, 410)
+    assert '<html lang="es">' in gone and "Este enlace caducó" in gone
+    unknown = await client.get(
+        "/c/not-a-real-token-at-all-xxxxxxxx", headers={"Accept-Language": "es-MX,es;q=0.9"}
+    )
+    assert unknown.status == 410 and "Este enlace no es válido" in await unknown.text()
