@@ -83,6 +83,13 @@ class VisitHub:
         if not room.peers and room.empty is None:
             room.empty = loop.call_later(self.empty_timeout, self._spawn, lambda: self._empty(visit_id))
 
+    def watch(self, visit_id: int) -> None:
+        """Start the empty countdown of a visit nobody has joined here (a call cut off by a restart)."""
+        room = self._room(visit_id)
+        if not room.peers and room.empty is None:
+            loop = asyncio.get_running_loop()
+            room.empty = loop.call_later(self.empty_timeout, self._spawn, lambda: self._empty(visit_id))
+
     def _spawn(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
         # The coroutine is made only when the timer fires, so a cancelled timer leaves none behind.
         task = asyncio.ensure_future(make())

@@ -489,3 +489,9 @@ def end_stale(s: Session, now: datetime) -> list[int]:
         end(s, Actor.system(), visit.id, "ended after the server restarted", now, check=False)
         ended.append(visit.id)
     return ended
+
+
+def calls_in_progress(s: Session) -> list[int]:
+    """Return the visits whose call is on (admitted, not ended)."""
+    q = select(Visit.id).where(Visit.status == "in_progress").order_by(col(Visit.id))
+    return [i for i in s.exec(q) if i is not None]

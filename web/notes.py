@@ -163,6 +163,11 @@ def notes_ctx(app: web.Application) -> AsyncIterator[None]:
             # Visits the server was holding when it stopped: end those whose time has passed.
             for visit_id in await rt.db.write(lifecycle.end_stale, rt.clock()):
                 log.info("visit ended after a restart", extra={"visit_id": visit_id})
+            # Calls cut off within their time: if nobody comes back, they end as any call all left.
+            from web.visits import VISITS
+
+            for visit_id in await rt.db.read(lifecycle.calls_in_progress):
+                app[VISITS].hub.watch(visit_id)
             for visit_id in await rt.db.read(notes.visits_without_note):
                 try:
                     await draft_visit_note(app, visit_id)

@@ -93,13 +93,13 @@ class Servers:
     folder: Path
     started: list[Server] = field(default_factory=list)
 
-    def _spawn(self) -> Server:
+    def _spawn(self, env: dict[str, str]) -> Server:
         port = _free_port()
         log = self.folder / f"server-{len(self.started) + 1}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "web.cli", "serve"],
-                env={**self.env, "LASTMILE_PORT": str(port)},
+                env={**self.env, **env, "LASTMILE_PORT": str(port)},
                 cwd=REPO,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -108,9 +108,9 @@ class Servers:
         self.started.append(server)
         return server
 
-    async def start(self) -> Server:
-        """Start a server process and wait until it answers /healthz."""
-        server = self._spawn()
+    async def start(self, **env: str) -> Server:
+        """Start a server process (`env`: more LASTMILE_* settings) and wait until it answers /healthz."""
+        server = self._spawn(env)
         proc = server.proc
         deadline = time.monotonic() + 90
         async with aiohttp.ClientSession() as http:
@@ -377,7 +377,7 @@ async def _restart_files_nothing_twice(servers: Servers, db: Database, staff: St
     servers.stop(server)
 
 
-@pytest.mark.parametrize("after_restart", ["window_passed", "worker_ends"])
+@pytest.mark.parametrize("after_restart", ["window_passed", "worker_ends", "nobody_returns"])
 async def test_killed_mid_visit_the_note_holds_what_was_said(
     servers: Servers, database: Database, staff: Staff, tmp_path: Path, after_restart: str
 ) -> None:
@@ -399,6 +399,12 @@ async def test_killed_mid_visit_the_note_holds_what_was_said(
         await poll(lambda: _notes(database, talk.visit_id), within=120, what="the note after the restart")
         ended = _visit(database, talk.visit_id)
         assert ended.status == "ended" and ended.end_reason == "ended after the server restarted"
+    elif after_restart == "nobody_returns":
+        # Back within the window, but nobody comes back to the call: it ends as one everyone left.
+        server = await servers.start(LASTMILE_VISIT_EMPTY_SECONDS="2")
+        await poll(lambda: _notes(database, talk.visit_id), within=120, what="the note after the restart")
+        ended = _visit(database, talk.visit_id)
+        assert ended.status == "ended" and ended.end_reason == "everyone left"
     else:
         # Back within the window: the visit is still on; the worker ends it from the new process.
         server = await servers.start()
