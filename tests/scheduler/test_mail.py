@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import email.policy
+import re
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 import recurring_ical_events
 
 from caserecord.db import Database
+from caserecord.models import Booking, OutboxMessage
+from scheduler import mail
+from scheduler.outbox import MessageContext
 from tests.conftest import AppMaker, Clock, Staff
 from tests.helpers import ok
 from tests.scheduler.mailbox import booked, calendar_part, smtp_sink, subject, text_part
@@ -137,3 +144,58 @@ async def test_bad_addresses_are_refused_when_the_case_is_opened(
         body = {"worker_id": staff.worker.id, "client": {"name": "B", **bad}}
         out = await problem(await client.post("/api/cases", json=body, headers=headers), 422)
         assert says in out["detail"], out
+
+
+def test_composing_with_the_caching_policy_writes_what_the_stock_policy_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = datetime(2030, 6, 4, 12, tzinfo=UTC)
+    booking = Booking(
+        id=1,
+        worker_id=1,
+        case_id=1,
+        start_at=now + timedelta(hours=1),
+        end_at=now + timedelta(hours=1, minutes=10),
+        uid="b1@lastmile.test",
+        block_id=1,
+        created_by=1,
+        created_at=now,
+        updated_at=now,
+    )
+    organizer = mail.sender_address(
+        "Lastmile Agency of the Greater Metropolitan Area Human Services Department Ñ <visits@agency.test>",
+        "https://lastmile.test",
+    )
+
+    def write(kind: str, language: str, policy: Any) -> bytes:
+        message = OutboxMessage(
+            id=1,
+            key=f"b1:{kind}:email:s0",
+            booking_id=1,
+            kind=kind,
+            channel="email",
+            recipient="client@example.net",
+            due_at=now,
+        )
+        ctx = MessageContext(
+            message,
+            booking,
+            "Clïent Ñame",
+            "client@example.net",
+            language,
+            "Worker With A Rather Long Name",
+            "America/Los_Angeles",
+            "https://lastmile.test/j/abc",
+            "https://lastmile.test/c/def",
+            "123456",
+            "token",
+        )
+        monkeypatch.setattr(mail, "POLICY", policy)
+        raw = bytes(mail.compose(ctx, now, organizer, timedelta(minutes=15)))
+        return re.sub(rb"={15}\d+==", b"BOUNDARY", raw)
+
+    cached = mail.POLICY
+    for _ in range(2):  # the second round reuses the parsed headers
+        for kind in ("invitation", "reminder_1h", "cancelled"):
+            for language in ("en", "es"):
+                assert write(kind, language, cached) == write(kind, language, email.policy.default)
