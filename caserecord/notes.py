@@ -372,6 +372,23 @@ def revisions(s: Session, note_id: int) -> list[NoteRevision]:
     return list(s.exec(q))
 
 
+NOTE_STATUSES = ("draft", "signed", "approved", "returned")
+
+
+def list_notes(
+    s: Session, actor: Actor, statuses: tuple[str, ...] = NOTE_STATUSES, limit: int = 100
+) -> list[Note]:
+    """Return the notes in `actor`'s caseload with one of `statuses`, newest first; audited per case."""
+    q = select(Note).where(col(Note.status).in_(statuses)).order_by(col(Note.id).desc()).limit(limit)
+    ids = visible_worker_ids(s, actor)
+    if ids is not None:
+        q = q.where(col(Note.worker_id).in_(ids))
+    found = list(s.exec(q))
+    for case_id in sorted({n.case_id for n in found}):
+        audit.record(s, actor, "note.list", "case", case_id, case_id=case_id)
+    return found
+
+
 def read_note_by_id(s: Session, actor: Actor, note_id: int) -> Note:
     """Return note `note_id` if it is in `actor`'s caseload; the read is audited."""
     note = s.get(Note, note_id)

@@ -11,7 +11,6 @@ from aiohttp import web
 from sqlmodel import Session, col, select
 
 from caserecord import notes, transcripts
-from caserecord.access import require_case, visible_worker_ids
 from caserecord.errors import RecordError
 from caserecord.models import Case, Client, Note, User
 from web.auth import check_csrf
@@ -172,23 +171,28 @@ def _q(text: str) -> str:
     return quote(text)
 
 
-def notes_for(s: Session, ident: Identity, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Return notes in the caller's caseload with one of `statuses`, newest first, for lists."""
-    ids = visible_worker_ids(s, ident.actor)
-    q = select(Note).where(col(Note.status).in_(statuses)).order_by(col(Note.id).desc()).limit(100)
-    if ids is not None:
-        q = q.where(col(Note.worker_id).in_(ids))
+def notes_for(
+    s: Session, ident: Identity, statuses: tuple[str, ...], limit: int = 100
+) -> list[dict[str, Any]]:
+    """Return notes in the caller's caseload with one of `statuses`, newest first, for lists (audited)."""
+    found = notes.list_notes(s, ident.actor, statuses, limit)
+    clients = dict(
+        s.exec(
+            select(Case.id, Client.name).join(Client).where(col(Case.id).in_({n.case_id for n in found}))
+        ).all()
+    )
+    workers = dict(
+        s.exec(select(User.id, User.name).where(col(User.id).in_({n.worker_id for n in found}))).all()
+    )
     out = []
-    for note in s.exec(q):
-        require_case(s, ident.actor, note.case_id)
-        case = s.get(Case, note.case_id)
-        client = s.get(Client, case.client_id) if case is not None else None
+    for note in found:
         body = json.loads(note.body)
         flags = [f for f in body.get("risk_flags", []) if f.get("status") != "dismissed"]
         out.append(
             {
                 "note": note,
-                "client": client.name if client is not None else "",
+                "client": clients.get(note.case_id, ""),
+                "worker": workers.get(note.worker_id, ""),
                 "date": body.get("header", {}).get("date", ""),
                 "flags": flags,
             }

@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from caserecord import notes, transcripts
 from caserecord.audit import Actor
 from caserecord.errors import Conflict, Forbidden
-from caserecord.models import Booking, Note, User, Visit, VisitParticipant
+from caserecord.models import Booking, Case, Client, Note, User, Visit, VisitParticipant
 from scheduler import service
 from scheduler.rules import Slot
 from transcription import SAMPLE_RATE, DeterministicDrafter, Drafter, Segment, VisitContext, Word, read_audio
@@ -415,6 +415,74 @@ async def return_note(call: Call) -> web.StreamResponse:
         notes.review_note, call.actor, call.path["note_id"], False, call.body.comment, call.rt.clock()
     )
     return json_response(note_out(note))
+
+
+class NoteRowOut(BaseModel):
+    id: int
+    visit_id: int
+    case_id: int
+    worker_id: int
+    worker_name: str
+    client_name: str
+    status: str
+    date: str
+    confirmed_flags: list[str]
+    signed_at: datetime | None
+    reviewed_at: datetime | None
+
+
+class NotesQuery(BaseModel):
+    model_config = {"extra": "forbid"}
+    status: Literal["draft", "signed", "approved", "returned", "all"] = "all"
+
+
+@api.add(
+    "GET",
+    "/api/notes",
+    summary="The notes of the caller's caseload (a supervisor: the team's), newest first",
+    roles=STAFF,
+    query=NotesQuery,
+    response=NoteRowOut,
+    many=True,
+    tag="notes",
+)
+async def list_notes(call: Call) -> web.StreamResponse:
+    status = call.query.status
+    statuses = notes.NOTE_STATUSES if status == "all" else (status,)
+
+    def run(s: Session) -> list[NoteRowOut]:
+        found = notes.list_notes(s, call.actor, statuses, limit=200)
+        clients = dict(
+            s.exec(
+                select(Case.id, Client.name).join(Client).where(col(Case.id).in_({n.case_id for n in found}))
+            ).all()
+        )
+        workers = _names(s, {n.worker_id for n in found})
+        rows = []
+        for n in found:
+            body = json.loads(n.body)
+            rows.append(
+                NoteRowOut(
+                    id=n.id or 0,
+                    visit_id=n.visit_id,
+                    case_id=n.case_id,
+                    worker_id=n.worker_id,
+                    worker_name=workers.get(n.worker_id, ""),
+                    client_name=clients.get(n.case_id, ""),
+                    status=n.status,
+                    date=str(body.get("header", {}).get("date", "")),
+                    confirmed_flags=[
+                        str(f.get("category"))
+                        for f in body.get("risk_flags") or []
+                        if isinstance(f, dict) and f.get("status") == "confirmed"
+                    ],
+                    signed_at=n.signed_at,
+                    reviewed_at=n.reviewed_at,
+                )
+            )
+        return rows
+
+    return json_response(await call.rt.db.write(run))
 
 
 @api.add(

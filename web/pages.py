@@ -694,6 +694,7 @@ def _team_view(s: Session, ident: Identity, rt: Runtime, presence: live.Presence
     return {
         "team": team,
         "to_review": notes_for(s, ident, ("signed",)),
+        "recent_notes": notes_for(s, ident, ("draft", "returned", "approved"), limit=30),
         "zone": zone,
         "now": now,
         "live": visits,

@@ -319,6 +319,11 @@ async def _return_note(w: World) -> Req:
     )
 
 
+async def _list_notes(w: World) -> Req:
+    await _ended_note(w)
+    return Req("GET", "/api/notes?status=draft")
+
+
 async def _history(w: World) -> Req:
     return Req("GET", f"/api/notes/{await _ended_note(w)}/history")
 
@@ -412,6 +417,7 @@ TABLE: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
     ("POST", "/api/notes/{note_id}/sign"): (_sign_note, write(200)),
     ("POST", "/api/notes/{note_id}/approve"): (_approve_note, REVIEW),
     ("POST", "/api/notes/{note_id}/return"): (_return_note, REVIEW),
+    ("GET", "/api/notes"): (_list_notes, ANY_STAFF),
     ("GET", "/api/notes/{note_id}/history"): (_history, READ),
     ("POST", "/api/notes/{note_id}/addenda"): (_addendum, expect(201, 201, 201)),
     ("GET", "/api/notes/{note_id}/follow-up"): (_get_follow_up, READ),

@@ -110,6 +110,14 @@ async def test_every_version_is_kept_and_a_signed_note_grows_only_by_addenda(
     assert len(history["addenda"]) == 2
     assert (await client.get(f"/api/notes/{note_id}/history", headers=other)).status == 403
 
+    # The lists: the worker's and the supervisor's own, by status; another team sees none of it.
+    (row,) = await ok(await client.get("/api/notes", headers=sup))
+    assert row["id"] == note_id and row["status"] == "signed" and row["client_name"] == "Rosa Diaz"
+    assert await ok(await client.get("/api/notes?status=signed", headers=w)) == [row]
+    assert await ok(await client.get("/api/notes?status=draft", headers=w)) == []
+    assert await ok(await client.get("/api/notes", headers=other)) == []
+    assert (await client.get("/api/notes?status=lost", headers=w)).status == 422
+
     with client.app[RUNTIME].db.session() as s:
         actions = list(s.exec(select(AuditEvent.action).where(AuditEvent.entity == "note")))
     assert actions.count("note.addendum") == 2 and "note.read" in actions
