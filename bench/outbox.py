@@ -16,8 +16,8 @@ its Message-ID and its size. With the app's clock fixed at D, one `Sender.run_du
 is due; a second pass at the same instant must find nothing. Baseline, in the same run: the
 very messages the sender sent (as the sink received them, parsed back into EmailMessage
 objects before the clock starts) sent again by a plain aiosmtplib loop with no database and
-no composing, one `aiosmtplib.send` (one connection) per message at the sender's concurrency,
-as the sender's `SmtpTransport` does.
+no composing, one `aiosmtplib.send` (one connection) per message at the sender's concurrency
+(the sender itself keeps one connection per worker for the pass).
 
 Run alone: `.venv/bin/python -m bench.outbox [--quick]` prints the Markdown section.
 """
@@ -560,17 +560,19 @@ def markdown(results: list[DatabaseResult]) -> list[str]:
         "process that only notes each message's arrival. The rows come from real bookings",
         "(`scheduler.service.book` at D - 5 min for D + 10 min, D + 1 h and D + 24 h, so one",
         "reminder_10m, reminder_1h or reminder_24h row each is due at D); the invitations they queued",
-        "were sent first, by the same sender (its warm-up). Per message the sender claims the row",
-        "(one write transaction), reads booking, client, worker, visit and link, composes plain text",
-        "and HTML, sends it over a new SMTP connection (`aiosmtplib.send`) and marks it sent (a second",
-        f"write transaction); due rows are fetched {batch} at a time and sent {concurrency} at a time.",
+        "were sent first, by the same sender (its warm-up). The sender claims due rows",
+        f"{batch} per write transaction (one conditional UPDATE, then booking, client, worker, visit and",
+        f"link for all of them in a few queries), {concurrency} workers compose plain text and HTML and",
+        "send each over the worker's one SMTP connection kept for the pass (`aiosmtplib.SMTP`), and the",
+        "outcomes are marked sent in batches (one write transaction for all that finished meanwhile).",
         "**Baseline**: the very messages the sender sent, as the sink received them (parsed back into",
         "`EmailMessage`s before the clock starts), sent again by a plain aiosmtplib loop with no",
-        f"database and nothing to compose, one connection per message and {concurrency} at a time, like",
-        "the sender. **Ratio** = sender messages/s / baseline messages/s. **Delay**: from D (the",
-        "moment `run_due` starts) to each message's arrival at the sink: the first, p50, p95 and",
-        "last. **Seconds** = until `run_due` returned (the last row marked sent). **CPU ms / message**:",
-        "the bench process (event loop and database threads) and the sink process. **Exactly once**:",
+        "database and nothing to compose, one connection per message (`aiosmtplib.send`) and",
+        f"{concurrency} at a time. **Ratio** = sender messages/s / baseline messages/s. **Delay**:",
+        "from D (the moment `run_due` starts) to each message's arrival at the sink: the first, p50,",
+        "p95 and last. **Seconds** = until `run_due` returned (the last row marked sent).",
+        "**CPU ms / message**: the bench process (event loop and database threads) and the sink",
+        "process. **Exactly once**:",
         "every due row is `sent` after one attempt, the sink got one copy of each row's Message-ID and",
         "no other, and a second `run_due` at D found nothing.",
         "",

@@ -114,17 +114,21 @@ class Sender:
             workers = max(self.config.concurrency, 1)
             todo: asyncio.Queue[_Claimed | None] = asyncio.Queue(maxsize=workers)
             done: asyncio.Queue[_Sent | None] = asyncio.Queue()
+            failed: Exception | None = None
             async with asyncio.TaskGroup() as group:
                 recorder = group.create_task(self._record(done, report))
                 senders = [group.create_task(self._work(todo, done, now)) for _ in range(workers)]
                 try:
                     report["skipped"] += await self._claim(todo, now)
-                finally:
-                    for _ in senders:
-                        await todo.put(None)
+                except Exception as exc:
+                    failed = exc  # what was claimed still goes out and is recorded first
+                for _ in senders:
+                    await todo.put(None)
                 await asyncio.gather(*senders)
                 done.put_nowait(None)
                 await recorder
+            if failed is not None:
+                raise failed
             if report["skipped"] == 0:
                 del report["skipped"]
             return report
