@@ -40,7 +40,7 @@ def user_out(user: User, rt: Runtime, with_feed: bool) -> S.UserOut:
     )
 
 
-def _zone_of(s: Session, worker_id: int) -> ZoneInfo:
+def zone_of(s: Session, worker_id: int) -> ZoneInfo:
     user = s.get(User, worker_id)
     return ZoneInfo(user.timezone if user is not None else "UTC")
 
@@ -213,7 +213,7 @@ async def list_workers(call: Call) -> web.StreamResponse:
 def _case_out(s: Session, actor: Actor, case_id: int, rt: Runtime) -> S.CaseOut:
     case, client, bookings, visits = cases.read_case(s, actor, case_id)
     assert case.id is not None and client.id is not None
-    tz = _zone_of(s, case.worker_id)
+    tz = zone_of(s, case.worker_id)
     by_booking = {v.booking_id: v for v in visits}
     return S.CaseOut(
         id=case.id,
@@ -472,7 +472,7 @@ async def create_booking(call: Call) -> web.StreamResponse:
         booking, visit = service.book(
             s, call.actor, b.worker_id, b.case_id, b.start, rt.clock(), rt.join_policy
         )
-        return booking_out(booking, visit, _zone_of(s, booking.worker_id), rt)
+        return booking_out(booking, visit, zone_of(s, booking.worker_id), rt)
 
     try:
         out = await rt.db.write(run)
@@ -496,7 +496,7 @@ async def get_booking(call: Call) -> web.StreamResponse:
 
     def run(s: Session) -> S.BookingOut:
         booking, visit = service.get_booking(s, call.actor, call.path["booking_id"])
-        return booking_out(booking, visit, _zone_of(s, booking.worker_id), rt)
+        return booking_out(booking, visit, zone_of(s, booking.worker_id), rt)
 
     return json_response(await rt.db.write(run))
 
@@ -517,7 +517,7 @@ async def cancel_booking(call: Call) -> web.StreamResponse:
 
     def run(s: Session) -> S.BookingOut:
         booking, visit = service.cancel(s, call.actor, call.path["booking_id"], reason, rt.clock())
-        return booking_out(booking, visit, _zone_of(s, booking.worker_id), rt)
+        return booking_out(booking, visit, zone_of(s, booking.worker_id), rt)
 
     return json_response(await rt.db.write(run))
 
@@ -540,7 +540,7 @@ async def reschedule_booking(call: Call) -> web.StreamResponse:
         booking, visit = service.reschedule(
             s, call.actor, call.path["booking_id"], start, rt.clock(), rt.join_policy
         )
-        return booking_out(booking, visit, _zone_of(s, booking.worker_id), rt)
+        return booking_out(booking, visit, zone_of(s, booking.worker_id), rt)
 
     return json_response(await rt.db.write(run))
 

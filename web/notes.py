@@ -26,7 +26,7 @@ from transcription import SAMPLE_RATE, DeterministicDrafter, Drafter, Segment, V
 from transcription.llm import OpenAICompatibleDrafter
 from visits import lifecycle
 from web import schemas as S
-from web.api import _zone_of, api, booking_out, slot_out
+from web.api import api, booking_out, slot_out, zone_of
 from web.live import notify_team
 from web.routing import Call, json_response
 from web.runtime import RUNTIME, Runtime
@@ -557,7 +557,7 @@ def follow_up_view(s: Session, actor: Actor, note: Note, rt: Runtime) -> FollowU
     booking = s.get(Booking, note.follow_up_booking_id) if note.follow_up_booking_id else None
     if booking is not None and booking.status == "booked":
         visit = s.exec(select(Visit).where(Visit.booking_id == booking.id)).first()
-        zone = _zone_of(s, note.worker_id)
+        zone = zone_of(s, note.worker_id)
         return FollowUpOut(suggested=None, when_text=None, booking=booking_out(booking, visit, zone, rt))
     body = json.loads(note.body)
     follow_up = body.get("follow_up") if isinstance(body.get("follow_up"), dict) else None
@@ -602,7 +602,7 @@ def book_follow_up(s: Session, actor: Actor, note_id: int, start: datetime, rt: 
     booking, visit = service.book(s, actor, note.worker_id, note.case_id, start, now, rt.join_policy)
     assert booking.id is not None
     notes.record_follow_up(s, actor, note_id, booking.id, now)
-    zone = _zone_of(s, note.worker_id)
+    zone = zone_of(s, note.worker_id)
     return booking_out(booking, visit, zone, rt)
 
 
