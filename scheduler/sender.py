@@ -35,7 +35,8 @@ from scheduler.outbox import EMAIL, MessageContext
 log = logging.getLogger(__name__)
 WAKE_JOB = "outbox-wake"
 POLL_JOB = "outbox-poll"
-MARK_WINDOW = 0.02  # seconds outcomes gather before they are written together
+MARK_WINDOW = 0.1  # seconds outcomes may gather before they are written together
+MARK_MAX = 100  # outcomes written in one transaction at most
 RECHECK_AFTER = 0.5  # seconds a claimed message may wait for a worker before it is checked again
 
 
@@ -62,7 +63,7 @@ class SenderConfig:
     poll: timedelta = timedelta(minutes=1)
     send_timeout: float = 30.0
     concurrency: int = 10  # messages in flight, each worker with its own SMTP connection
-    batch: int = 20  # rows claimed per transaction; few, so none waits long between claim and send
+    batch: int = 50  # rows claimed per transaction; few, so none waits long between claim and send
     no_show_after: timedelta | None = timedelta(minutes=15)  # None: no no-show follow-ups
 
 
@@ -183,10 +184,12 @@ class Sender:
         finished = False
         while not finished:
             batch = [await done.get()]
-            if batch[0] is not None:
-                await asyncio.sleep(MARK_WINDOW)  # let a few more finish: one transaction for all
-            while not done.empty():
-                batch.append(done.get_nowait())
+            # Let more finish first (sending goes on meanwhile): one transaction records them all.
+            deadline = time.monotonic() + MARK_WINDOW
+            while None not in batch and len(batch) < MARK_MAX and time.monotonic() < deadline:
+                await asyncio.sleep(MARK_WINDOW / 10)
+                while not done.empty():
+                    batch.append(done.get_nowait())
             finished = None in batch
             outcomes = []
             for sent in batch:
