@@ -257,7 +257,9 @@ class SmtpSession:
     """One SMTP connection reused for message after message; any error or timeout drops it.
 
     A dropped connection is opened again for the next message, so one bad exchange never
-    leaves a later message in a half-finished SMTP transaction.
+    leaves a later message in a half-finished SMTP transaction. A kept connection that the
+    server has closed, or is closing (421, e.g. too many messages on one connection), is
+    opened again at once for the same message: the server did not take it.
     """
 
     def __init__(self, transport: SmtpTransport) -> None:
@@ -267,14 +269,25 @@ class SmtpSession:
     async def send(self, message: EmailMessage) -> None:
         try:
             with _smtp_errors():
-                if self._smtp is None or not self._smtp.is_connected:
-                    smtp = self.transport.client()
-                    self._smtp = smtp
-                    await smtp.connect()
-                await self._smtp.send_message(message)
+                kept = self._smtp is not None and self._smtp.is_connected
+                try:
+                    await self._send(message)
+                except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPResponseException) as exc:
+                    closing = not isinstance(exc, aiosmtplib.SMTPResponseException) or exc.code == 421
+                    if not (kept and closing):
+                        raise
+                    self._drop()
+                    await self._send(message)
         except BaseException:
             self._drop()  # a timeout cancels us mid-exchange, too
             raise
+
+    async def _send(self, message: EmailMessage) -> None:
+        if self._smtp is None or not self._smtp.is_connected:
+            smtp = self.transport.client()
+            self._smtp = smtp
+            await smtp.connect()
+        await self._smtp.send_message(message)
 
     def _drop(self) -> None:
         smtp, self._smtp = self._smtp, None

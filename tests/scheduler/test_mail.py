@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email.policy
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -10,6 +11,9 @@ from typing import Any
 
 import pytest
 import recurring_ical_events
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import Session as SmtpSession
 
 from caserecord.db import Database
 from caserecord.models import Booking, OutboxMessage
@@ -17,7 +21,7 @@ from scheduler import mail
 from scheduler.outbox import MessageContext
 from tests.conftest import AppMaker, Clock, Staff
 from tests.helpers import ok
-from tests.scheduler.mailbox import booked, calendar_part, smtp_sink, subject, text_part
+from tests.scheduler.mailbox import Recorder, booked, calendar_part, free_port, smtp_sink, subject, text_part
 from web.admin_pages import SENDER
 
 
@@ -199,3 +203,40 @@ def test_composing_with_the_caching_policy_writes_what_the_stock_policy_writes(
         for kind in ("invitation", "reminder_1h", "cancelled"):
             for language in ("en", "es"):
                 assert write(kind, language, cached) == write(kind, language, email.policy.default)
+
+
+class _OnePerConnection(Recorder):
+    """Takes one message per connection, and answers 421 to a second one on the same."""
+
+    async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: Envelope) -> str:
+        if getattr(session, "took_one", False):
+            return "421 4.7.0 One message per connection, please reconnect"
+        session.took_one = True  # type: ignore[attr-defined]
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_a_kept_connection_the_server_closes_is_opened_again_for_the_same_message(
+    make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
+) -> None:
+    assert staff.worker.id is not None
+    recorder = _OnePerConnection()
+    port = free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        client = await make_client(
+            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
+        )
+        headers, _ = await booked(client, staff.worker.id, staff.worker.email)
+        for start in ("2026-03-05T09:30:00-08:00", "2026-03-05T10:00:00-08:00"):
+            body = {"worker_id": staff.worker.id, "client": {"name": "B", "email": "b@example.net"}}
+            case = await ok(await client.post("/api/cases", json=body, headers=headers), 201)
+            booking = {"worker_id": staff.worker.id, "case_id": case["id"], "start": start}
+            await ok(await client.post("/api/bookings", json=booking, headers=headers), 201)
+        sender = client.app[SENDER]
+        sender.config = dataclasses.replace(sender.config, concurrency=1)  # one connection for all
+        report = await sender.run_due(clock.now)
+    finally:
+        controller.stop()
+    assert report["sent"] == 4 and "retry" not in report  # 3 e-mails (and 1 SMS), none deferred
+    assert len(recorder.messages) == 3 == len({m["Message-ID"] for m in recorder.messages})
