@@ -83,16 +83,22 @@ class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]
     """A WhisperModel that does not encode the silence it pads a short input with.
 
     Whisper pads every input to a 30 s window, so a 5 s utterance pays the encoder for 30 s
-    (most of the CPU time). The encoder accepts shorter inputs; below about 10 s the decoder
-    starts to lose track of where the audio ends, so the window is trimmed to the audio plus
-    `margin` seconds of padding, and never below `min_window` seconds. Measured here on tiny.en:
-    3x less CPU, word error rate unchanged. ``min_window=30`` restores Whisper's behaviour.
+    (most of the CPU time). The encoder accepts shorter inputs; the decoder needs some padding
+    after the audio to find its end, so the window is trimmed to the audio plus `margin` seconds
+    (1 s was too little: dropped and invented words), and never below `min_window` seconds.
+    Measured here on tiny.en: 3x less CPU than 30 s windows; a 6 s floor instead of 10 s cut the
+    encoder's work on 5 s utterances by a quarter, word error rate equal or lower (bench/RESULTS.md).
+    ``min_window=30`` restores Whisper's behaviour. A short `tail` after the last timestamp of the
+    input's last window is not decoded again (see `_split_segments_by_timestamps`).
     """
 
-    def __init__(self, *args: Any, min_window: float = 10.0, margin: float = 2.0, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, min_window: float = 6.0, margin: float = 2.0, tail: float = 0.5, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._min_frames = round(min_window * 100)
         self._margin_frames = round(margin * 100)
+        self._tail_frames = round(tail * 100)
 
     def encode(self, features: Any) -> Any:
         if features.ndim == 2:
@@ -107,3 +113,29 @@ class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]
             if keep < frames:
                 features = np.ascontiguousarray(features[..., :keep])
         return super().encode(features)
+
+    def _split_segments_by_timestamps(
+        self,
+        tokenizer: Any,
+        tokens: list[int],
+        time_offset: float,
+        segment_size: int,
+        segment_duration: float,
+        seek: int,
+    ) -> Any:
+        # In the input's last window the decoder often closes its last segment and opens another at
+        # the end of the audio ("... text<|5.80|><|5.80|>"). faster-whisper then treats the segment as
+        # unfinished and decodes from the last word's end again: one more encoder window (a sixth of
+        # the bench's utterances) for the ~0.3 s after the last word, giving nothing or junk ("." or
+        # "Thank you."). Dropping the dangling timestamp ends the audio there when the rest is short.
+        stamp = tokenizer.timestamp_begin
+        if (
+            segment_size < self.feature_extractor.nb_max_frames
+            and len(tokens) >= 3
+            and tokens[-3] < stamp <= min(tokens[-2], tokens[-1])
+            and segment_size - (tokens[-1] - stamp) * self.input_stride <= self._tail_frames
+        ):
+            tokens = tokens[:-1]
+        return super()._split_segments_by_timestamps(
+            tokenizer, tokens, time_offset, segment_size, segment_duration, seek
+        )

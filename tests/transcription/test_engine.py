@@ -6,13 +6,15 @@ import asyncio
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import jiwer
 import pytest
 
-from tests.transcription.audio import CLIENT, WORKER, Visit, normalize, write_wav
+from tests.transcription.audio import CLIENT, WORKER, Visit, chunks, normalize, silence, speak, write_wav
 from transcription import Engine, EngineOptions, ModelNotFoundError, Segment, pcm_to_float, transcribe_file
 from transcription.audio import Audio
+from transcription.stream import Segmenter
 
 
 def test_options_come_from_the_environment() -> None:
@@ -157,6 +159,44 @@ async def test_whisper_never_runs_on_the_event_loop(visit: Visit) -> None:
             spy.transcribe_blocking(audio, speaker=WORKER)
     finally:
         spy.close()
+
+
+# Lines after which tiny.en closes its last segment and opens one more at the end of the audio.
+TAIL_LINES = (
+    (
+        "en-gb+f3",
+        "They are doing well at school. The older one likes his new teacher, and he reads every night.",
+    ),
+    ("en-us", "You can apply at any time. I will bring the form with me, and we can fill it in together."),
+    (
+        "en-gb+f3",
+        "I missed the last appointment because the bus did not come, and I had no one to watch the boys.",
+    ),
+    ("en-gb+f3", "Some days are fine. Other days I just feel very low, and I do not want to get out of bed."),
+)
+
+
+def test_an_utterance_is_encoded_once(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Not once more for the post-roll after the last word, which gave nothing, "." or "Thank you.".
+    model = engine._loaded_model()
+    windows = 0
+    encode = model.encode
+
+    def counting(features: Any) -> Any:
+        nonlocal windows
+        windows += 1
+        return encode(features)
+
+    monkeypatch.setattr(model, "encode", counting)
+    for voice, text in TAIL_LINES:
+        segmenter = Segmenter()
+        track = silence(1) + speak(text, voice) + silence(1)
+        (utt,) = [u for offset, pcm in chunks(track) for u in segmenter.push(offset, pcm)] + segmenter.flush()
+        windows = 0
+        segments = engine.transcribe_blocking(utt.audio, speaker=WORKER, offset=utt.start)
+        assert windows == 1, text
+        said = " ".join(normalize(s.text) for s in segments)
+        assert said.split()[-1] == normalize(text).split()[-1], said  # the last word is not lost
 
 
 def test_stats_count_the_work(engine: Engine) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.transcription.audio import BYTES_PER_SECOND, SCRIPT, VOICES, Visit, chunks, silence, speak
-from transcription.stream import Segmenter, SegmenterOptions, Utterance
+from transcription.stream import Segmenter, SegmenterOptions, Utterance, _level, _percentile
 
 PRE_ROLL = SegmenterOptions().pre_roll
 POST_ROLL = SegmenterOptions().post_roll
@@ -117,6 +117,16 @@ def test_silence_steady_noise_and_clicks_make_no_utterances(no_speech: dict[str,
         assert cut(no_speech[name]) == [], name
     click = silence(2) + (np.full(160, 20000, dtype="<i2")).tobytes() + silence(2)
     assert cut(click) == []
+
+
+def test_levels_and_the_noise_floor_match_numpy() -> None:
+    rng = np.random.default_rng(4)
+    for scale in (0, 3, 300, 30000):
+        frame = (rng.standard_normal(320) * scale).clip(-32768, 32767).astype("<i2")
+        assert _level(frame.tobytes()) == pytest.approx(rms_db(frame / 32768.0), abs=1e-4)
+    for n in (1, 2, 7, 250):
+        levels = rng.uniform(-90, 0, n)
+        assert _percentile(sorted(levels), 10.0) == pytest.approx(np.percentile(levels, 10.0))
 
 
 def test_options_are_checked() -> None:
