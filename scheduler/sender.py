@@ -169,7 +169,8 @@ class Sender:
             return _Sent(None)
         error, permanent = "", False
         try:
-            await asyncio.wait_for(self._send(ctx, now, session), self.config.send_timeout)
+            async with asyncio.timeout(self.config.send_timeout):  # no task per message, unlike wait_for
+                await self._send(ctx, now, session)
         except mail.SendError as exc:
             error, permanent = str(exc), exc.permanent
         except TimeoutError:
