@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
+from caserecord.models import Booking
 from scheduler import ical, texts
 from scheduler.outbox import CANCELLED, INVITATION, RESCHEDULED, MessageContext
 
@@ -93,25 +94,56 @@ def sender_address(mail_from: str, base_url: str) -> Address:
     return Address(display_name=name or "Lastmile", username=user, domain=domain)
 
 
-def booking_event(ctx: MessageContext, organizer: Address) -> ical.BookingEvent:
-    """Describe the booking for the invite, with the agency's address as organizer."""
-    b = ctx.booking
+def invite_event(
+    b: Booking,
+    *,
+    worker_name: str,
+    timezone: str,
+    client_name: str | None,
+    client_email: str | None,
+    join_url: str | None,
+    kiosk_code: str | None,
+    organizer_email: str,
+) -> ical.BookingEvent:
+    """The one description of a booking as an invite, e-mailed or downloaded alike.
+
+    The organizer is the agency's sending address, never a member of staff's.
+    """
+    description = "Virtual visit"
+    if join_url:
+        description = f"Join from your phone or computer: {join_url}"
+        if kiosk_code:
+            description += f"\nKiosk code: {kiosk_code}"
     return ical.BookingEvent(
         uid=b.uid,
         sequence=b.sequence,
         start=b.start_at,
         end=b.end_at,
-        timezone=ctx.timezone,
+        timezone=timezone,
         cancelled=b.status != "booked",
-        summary=f"Virtual visit with {ctx.worker_name}",
-        description=f"Join from your phone or computer: {ctx.join_url}" if ctx.join_url else "Virtual visit",
-        url=ctx.join_url,
-        organizer_name=ctx.worker_name,
-        organizer_email=organizer.addr_spec,
-        attendee_name=ctx.client_name,
-        attendee_email=ctx.client_email,
+        summary=f"Virtual visit with {worker_name}",
+        description=description,
+        url=join_url,
+        organizer_name=worker_name,
+        organizer_email=organizer_email,
+        attendee_name=client_name,
+        attendee_email=client_email,
         created=b.created_at,
         updated=b.updated_at,
+    )
+
+
+def booking_event(ctx: MessageContext, organizer: Address) -> ical.BookingEvent:
+    """Describe the booking for the e-mailed invite."""
+    return invite_event(
+        ctx.booking,
+        worker_name=ctx.worker_name,
+        timezone=ctx.timezone,
+        client_name=ctx.client_name,
+        client_email=ctx.client_email,
+        join_url=ctx.join_url,
+        kiosk_code=ctx.kiosk_code,
+        organizer_email=organizer.addr_spec,
     )
 
 

@@ -14,7 +14,7 @@ from caserecord.audit import Actor
 from caserecord.errors import Invalid, NotFound
 from caserecord.models import Booking, Client, OfficeHourBlock, OfficeHourException, User, Visit
 from scheduler import ical, service
-from scheduler.mail import sender_address
+from scheduler.mail import invite_event, sender_address
 from scheduler.rules import Slot
 from web import schemas as S
 from web.auth import clear_session_cookie, end_session, set_session_cookie
@@ -570,7 +570,7 @@ async def booking_invite(call: Call) -> web.StreamResponse:
 
 
 def booking_event(s: Session, booking: Booking, rt: Runtime) -> ical.BookingEvent:
-    """Describe a booking for a calendar, naming the client only in the invite itself."""
+    """Describe a booking for its downloadable invite: the same event the e-mail carries."""
     from caserecord.models import Case
 
     worker = s.get(User, booking.worker_id)
@@ -578,28 +578,15 @@ def booking_event(s: Session, booking: Booking, rt: Runtime) -> ical.BookingEven
     client = s.get(Client, case.client_id) if case is not None else None
     assert worker is not None and booking.id is not None
     visit = s.exec(select(Visit).where(Visit.booking_id == booking.id)).first()
-    join = f"{rt.settings.base_url}/j/{visit.join_token}" if visit is not None else None
-    return ical.BookingEvent(
-        uid=booking.uid,
-        sequence=booking.sequence,
-        start=booking.start_at,
-        end=booking.end_at,
+    return invite_event(
+        booking,
+        worker_name=worker.name,
         timezone=worker.timezone,
-        cancelled=booking.status != "booked",
-        summary=f"Virtual visit with {worker.name}",
-        description=(
-            f"Join from your phone or computer: {join}\nKiosk code: {visit.kiosk_code}"
-            if join and visit is not None and visit.kiosk_code
-            else "Virtual visit"
-        ),
-        url=join,
-        organizer_name=worker.name,
-        # The same organizer as the e-mailed invite of this UID: the agency's address, no staff one.
+        client_name=client.name if client is not None else None,
+        client_email=client.email if client is not None else None,
+        join_url=f"{rt.settings.base_url}/j/{visit.join_token}" if visit is not None else None,
+        kiosk_code=visit.kiosk_code if visit is not None else None,
         organizer_email=sender_address(rt.settings.mail_from, rt.settings.base_url).addr_spec,
-        attendee_name=client.name if client is not None else None,
-        attendee_email=client.email if client is not None else None,
-        created=booking.created_at,
-        updated=booking.updated_at,
     )
 
 
