@@ -20,7 +20,9 @@ then let finish what was queued (at real time it keeps up: see the real-time fac
 word. CPU time counts from the start of the feed (pipeline) or from the end of the call (batch) to the
 note filed; model loading and a warm-up transcription come before it in both.
 
-Run alone: `.venv/bin/python -m bench.notes [--quick]` prints the Markdown section.
+Run alone: `.venv/bin/python -m bench.notes [--quick] [--minutes 5] [--repeat 3]` prints the Markdown
+section; with `--repeat` each run is made that many times and the median CPU shown, as CPU time
+under other load on 2 shared cores varies by tens of percent from run to run.
 """
 
 from __future__ import annotations
@@ -195,6 +197,7 @@ class Round:
     wer_pipeline: float | None
     wer_batch: float | None
     error: str | None = None
+    cpu_ratios: tuple[float, ...] = ()  # pipeline / batch CPU of each repeat, in run order
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +205,7 @@ class NotesBench:
     rounds: list[Round]
     model: str
     synth_seconds: float
+    repeat: int = 1
 
 
 # --- the audio -----------------------------------------------------------------------------------
@@ -457,9 +461,16 @@ def _model_name() -> str:
     return os.environ.get("LASTMILE_WHISPER_MODEL", "").strip() or BUNDLED
 
 
-def run(quick: bool = False) -> NotesBench:
-    """Generate the visits, then per length run the pipeline and the batch (about 4 min; quick: 2)."""
-    lengths = QUICK_LENGTHS if quick else LENGTHS
+def _median(runs: list[Measured]) -> Measured:
+    return sorted(runs, key=lambda m: m.cpu)[len(runs) // 2]
+
+
+def run(quick: bool = False, repeat: int = 1, minutes: Sequence[int] = ()) -> NotesBench:
+    """Generate the visits, then per length run the pipeline and the batch (about 4 min; quick: 2).
+
+    Each pair of runs is made `repeat` times; a round reports the run of median CPU of each mode.
+    """
+    lengths = tuple(minutes) or (QUICK_LENGTHS if quick else LENGTHS)
     say(f"[notes] End visit -> draft note, streamed vs batch; visits of {', '.join(map(str, lengths))} min")
     rounds: list[Round] = []
     with tempfile.TemporaryDirectory(prefix="lastmile-notes-") as tmp_name:
@@ -473,11 +484,16 @@ def run(quick: bool = False) -> NotesBench:
                 f"[notes] {script.minutes} min visit ({script.duration:.0f} s, {len(script.lines)} lines): "
                 "pipeline, then batch, each in its own process"
             )
+            runs: dict[str, list[Measured]] = {"pipeline": [], "batch": []}
             try:
-                a = _run_child("pipeline", script, log)
-                say(f"  pipeline: note {a.end_to_note:.2f} s after End, CPU {a.cpu:.1f} s, {a.rss_mb:.0f} MB")
-                b = _run_child("batch", script, log)
-                say(f"  batch:    note {b.end_to_note:.2f} s after End, CPU {b.cpu:.1f} s, {b.rss_mb:.0f} MB")
+                for _ in range(repeat):
+                    for mode, done in runs.items():
+                        m = _run_child(mode, script, log)
+                        done.append(m)
+                        say(
+                            f"  {mode + ':':9s} note {m.end_to_note:.2f} s after End, CPU {m.cpu:.1f} s, "
+                            f"{m.rss_mb:.0f} MB"
+                        )
             except RuntimeError as exc:
                 say(f"  failed: {exc}")
                 say(log.read_text()[-3000:])
@@ -495,6 +511,7 @@ def run(quick: bool = False) -> NotesBench:
                     )
                 )
                 continue
+            a, b = _median(runs["pipeline"]), _median(runs["batch"])
             rounds.append(
                 Round(
                     script.minutes,
@@ -505,9 +522,12 @@ def run(quick: bool = False) -> NotesBench:
                     b,
                     a.wer(script),
                     b.wer(script),
+                    cpu_ratios=tuple(
+                        x.cpu / y.cpu for x, y in zip(runs["pipeline"], runs["batch"], strict=True)
+                    ),
                 )
             )
-    return NotesBench(rounds, _model_name(), synth)
+    return NotesBench(rounds, _model_name(), synth, repeat)
 
 
 def markdown(result: NotesBench) -> list[str]:
@@ -538,6 +558,15 @@ def markdown(result: NotesBench) -> list[str]:
         "case, numbers spelt out, punctuation dropped). Aims: the note within 2 s of the end of a",
         "10-minute visit, CPU pipeline / batch at most 1.10, under 500 MB. **Load**: the 1-minute",
         "load average as each run ended (2 shared cores).",
+        *(
+            [
+                f"Each run was made {result.repeat} times, pipeline and batch in turn, on the same audio:",
+                "CPU, RTF and the other columns are those of the run of median CPU of each mode; in",
+                "brackets the CPU ratio of each pair of runs, in order.",
+            ]
+            if result.repeat > 1
+            else []
+        ),
         "",
         "| visit | speech | End → note: pipeline / batch | ratio | CPU s: pipeline / batch | CPU ratio "
         "| RTF pipeline / batch | peak RSS pipeline / batch | WER pipeline / batch | segments "
@@ -551,10 +580,12 @@ def markdown(result: NotesBench) -> list[str]:
             out.append(f"| {label} | failed: {r.error} | | | | | | | | | | | |")
             continue
         notes_ok = "" if a.note_ok and b.note_ok else " (note incomplete)"
+        spread = f" ({', '.join(f'{x:.2f}' for x in r.cpu_ratios)})" if len(r.cpu_ratios) > 1 else ""
         out.append(
             f"| {label} | {r.speech:.0f} s | {a.end_to_note:.2f} s / {b.end_to_note:.2f} s{notes_ok} "
-            f"| {a.end_to_note / b.end_to_note:.3f} | {a.cpu:.1f} / {b.cpu:.1f} | {a.cpu / b.cpu:.2f} "
-            f"| {a.cpu / r.duration:.3f} / {b.cpu / r.duration:.3f} | {a.rss_mb:.0f} / {b.rss_mb:.0f} MB "
+            f"| {a.end_to_note / b.end_to_note:.3f} | {a.cpu:.1f} / {b.cpu:.1f} | {a.cpu / b.cpu:.2f}"
+            f"{spread} | {a.cpu / r.duration:.3f} / {b.cpu / r.duration:.3f} "
+            f"| {a.rss_mb:.0f} / {b.rss_mb:.0f} MB "
             f"| {100 * (r.wer_pipeline or 0):.1f}% / {100 * (r.wer_batch or 0):.1f}% "
             f"| {a.segments} / {b.segments} | {a.calls} / {b.calls} | {a.catch_up:.1f} s "
             f"| {a.load} / {b.load} |"
@@ -570,6 +601,8 @@ def markdown(result: NotesBench) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.notes", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="only the 1 and 5 minute visits")
+    parser.add_argument("--minutes", type=int, nargs="+", default=(), help="only visits of these lengths")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each mode per visit (median shown)")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "VISIT_DIR", "DB_DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
@@ -577,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
         result = asyncio.run(_measure(mode, Path(folder), Path(db_dir)))
         print(f"RESULT {json.dumps(result)}", flush=True)
         return 0
-    print("\n".join(markdown(run(quick=args.quick))))
+    print("\n".join(markdown(run(quick=args.quick, repeat=args.repeat, minutes=args.minutes))))
     return 0
 
 
