@@ -64,7 +64,7 @@ class EngineOptions:
     # Caps the tokens decoded per second of audio, so a looping window stops early.
     max_tokens_per_second: float = 10.0
     # Seconds of audio the encoder sees at least; 30 is Whisper's fixed window (see WindowedWhisperModel).
-    min_window: float = 6.0
+    min_window: float = 10.0
     vad_threshold: float = 0.5
     vad_min_speech_ms: int = 250
     repeat_max_unit: int = 4

@@ -83,17 +83,17 @@ class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]
     """A WhisperModel that does not encode the silence it pads a short input with.
 
     Whisper pads every input to a 30 s window, so a 5 s utterance pays the encoder for 30 s
-    (most of the CPU time). The encoder accepts shorter inputs; the decoder needs some padding
-    after the audio to find its end, so the window is trimmed to the audio plus `margin` seconds
-    (1 s was too little: dropped and invented words), and never below `min_window` seconds.
-    Measured here on tiny.en: 3x less CPU than 30 s windows; a 6 s floor instead of 10 s cut the
-    encoder's work on 5 s utterances by a quarter, word error rate equal or lower (bench/RESULTS.md).
-    ``min_window=30`` restores Whisper's behaviour. A short `tail` after the last timestamp of the
-    input's last window is not decoded again (see `_split_segments_by_timestamps`).
+    (most of the CPU time). The encoder accepts shorter inputs; below about 10 s the decoder
+    starts to lose track of where the audio ends, so the window is trimmed to the audio plus
+    `margin` seconds of padding, and never below `min_window` seconds. Measured here on tiny.en:
+    3x less CPU, word error rate unchanged. ``min_window=30`` restores Whisper's behaviour.
+    (A 6 s floor, i.e. 2 s of padding after a 6 s utterance, made tiny.en repeat a sentence on one
+    of two bench visits; 1 s of margin dropped and invented words.) A short `tail` after the last
+    timestamp of the input's last window is not decoded again (see `_split_segments_by_timestamps`).
     """
 
     def __init__(
-        self, *args: Any, min_window: float = 6.0, margin: float = 2.0, tail: float = 0.5, **kwargs: Any
+        self, *args: Any, min_window: float = 10.0, margin: float = 2.0, tail: float = 0.5, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
         self._min_frames = round(min_window * 100)
