@@ -437,8 +437,7 @@ async def _measure(mode: str, folder: Path, db_dir: Path) -> dict[str, Any]:
 
 def _run_child(mode: str, script: Script, log: Path) -> Measured:
     """Run one measurement in a fresh Python process; relay its progress lines."""
-    db_dir = script.folder / f"db-{mode}"
-    db_dir.mkdir(exist_ok=True)
+    db_dir = Path(tempfile.mkdtemp(prefix=f"db-{mode}-", dir=script.folder))  # a fresh case record per run
     cmd = [sys.executable, "-m", "bench.notes", "--child", mode, str(script.folder), str(db_dir)]
     result: dict[str, Any] | None = None
     with log.open("ab") as err, subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=err) as proc:
