@@ -385,6 +385,8 @@ async def _restart_files_nothing_twice(servers: Servers, db: Database, staff: St
 async def test_killed_mid_visit_the_note_holds_what_was_said(
     servers: Servers, database: Database, staff: Staff, tmp_path: Path, after_restart: str
 ) -> None:
+    if database.dialect != "sqlite" and after_restart != "nobody_returns":
+        pytest.skip("each restart path runs on SQLite; PostgreSQL runs one (they share the code)")
     server = await servers.start()
     async with _talking(server, database, staff, tmp_path) as (http, talk):
         await _until_spoken(database, tmp_path / "var", talk)
@@ -431,6 +433,8 @@ async def test_killed_mid_visit_the_note_holds_what_was_said(
 async def test_killed_while_the_note_is_drafted(
     servers: Servers, database: Database, staff: Staff, tmp_path: Path
 ) -> None:
+    if database.dialect != "sqlite":
+        pytest.skip("runs on SQLite; the PostgreSQL restart path is covered by the mid-visit case")
     server = await servers.start()
     async with _talking(server, database, staff, tmp_path) as (http, talk):
         await _until_spoken(database, tmp_path / "var", talk)
