@@ -76,8 +76,12 @@ async def test_waiting_room_admit_message_and_end(make_client: AppMaker, staff: 
     assert welcome["kind"] == "worker"
     joined = await ok(await client.post(f"/api/join/{token}", json={"consent": True, "device": "phone"}))
     pid = joined["participant_id"]
-    # The worker hears of the waiting client at once, with device and consent.
-    state = await _state_where(worker_ws, lambda s: any(p["kind"] == "client" for p in s["participants"]))
+    # The worker hears of the waiting client at once, with device and consent. (A state pushed while
+    # the check-in commits may show the client before the visit's new status; the next one has both.)
+    state = await _state_where(
+        worker_ws,
+        lambda s: any(p["kind"] == "client" for p in s["participants"]) and s["visit"]["status"] == "waiting",
+    )
     (waiting,) = [p for p in state["participants"] if p["kind"] == "client"]
     assert waiting["state"] == "waiting" and waiting["device"] == "phone" and waiting["consent"] is True
     assert state["visit"]["status"] == "waiting"
