@@ -123,14 +123,14 @@ class RiskAlertOut(BaseModel):
     acknowledged_by: int | None
 
 
-def _client_names(s: Session, case_ids: set[int]) -> dict[int, str]:
+def client_names(s: Session, case_ids: set[int]) -> dict[int, str]:
     if not case_ids:
         return {}
     rows = s.exec(select(Case.id, Client.name).join(Client).where(col(Case.id).in_(case_ids)))
     return {case_id: name for case_id, name in rows if case_id is not None}
 
 
-def _worker_names(s: Session, worker_ids: set[int]) -> dict[int, str]:
+def user_names(s: Session, worker_ids: set[int]) -> dict[int, str]:
     if not worker_ids:
         return {}
     rows = s.exec(select(User.id, User.name).where(col(User.id).in_(worker_ids)))
@@ -151,8 +151,8 @@ def live_visits(s: Session, actor: Actor, presence_of: PresenceOf) -> list[LiveV
     visits = list(s.exec(q.order_by(col(Visit.id))))
     if not visits:
         return []
-    clients = _client_names(s, {v.case_id for v in visits})
-    workers = _worker_names(s, {v.worker_id for v in visits})
+    clients = client_names(s, {v.case_id for v in visits})
+    workers = user_names(s, {v.worker_id for v in visits})
     parts: dict[int, list[VisitParticipant]] = {}
     q_parts = select(VisitParticipant).where(col(VisitParticipant.visit_id).in_([v.id for v in visits]))
     for p in s.exec(q_parts.order_by(col(VisitParticipant.id))):
@@ -207,8 +207,8 @@ def live_visits(s: Session, actor: Actor, presence_of: PresenceOf) -> list[LiveV
 
 
 def alerts_out(s: Session, alerts: list[RiskAlert]) -> list[RiskAlertOut]:
-    clients = _client_names(s, {a.case_id for a in alerts})
-    workers = _worker_names(s, {a.worker_id for a in alerts})
+    clients = client_names(s, {a.case_id for a in alerts})
+    workers = user_names(s, {a.worker_id for a in alerts})
     return [
         RiskAlertOut(
             id=a.id or 0,

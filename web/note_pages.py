@@ -8,7 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from caserecord import notes, transcripts
 from caserecord.errors import RecordError
@@ -171,38 +171,9 @@ def _q(text: str) -> str:
     return quote(text)
 
 
-def notes_for(
-    s: Session, ident: Identity, statuses: tuple[str, ...], limit: int = 100
-) -> list[dict[str, Any]]:
-    """Return notes in the caller's caseload with one of `statuses`, newest first, for lists (audited)."""
-    found = notes.list_notes(s, ident.actor, statuses, limit)
-    clients = dict(
-        s.exec(
-            select(Case.id, Client.name).join(Client).where(col(Case.id).in_({n.case_id for n in found}))
-        ).all()
-    )
-    workers = dict(
-        s.exec(select(User.id, User.name).where(col(User.id).in_({n.worker_id for n in found}))).all()
-    )
-    out = []
-    for note in found:
-        body = json.loads(note.body)
-        flags = [f for f in body.get("risk_flags", []) if f.get("status") != "dismissed"]
-        out.append(
-            {
-                "note": note,
-                "client": clients.get(note.case_id, ""),
-                "worker": workers.get(note.worker_id, ""),
-                "date": body.get("header", {}).get("date", ""),
-                "flags": flags,
-            }
-        )
-    return out
-
-
 def install_note_pages(app: web.Application) -> None:
     app.router.add_get("/notes/{note_id}", note_page)
     app.router.add_post("/notes/{note_id}/{action}", note_action)
 
 
-__all__ = ["install_note_pages", "notes_for"]
+__all__ = ["install_note_pages"]

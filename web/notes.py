@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from caserecord import notes, transcripts
 from caserecord.audit import Actor
 from caserecord.errors import Conflict, Forbidden
-from caserecord.models import Booking, Case, Client, Note, User, Visit, VisitParticipant
+from caserecord.models import Booking, Note, User, Visit, VisitParticipant
 from scheduler import service
 from scheduler.rules import Slot
 from transcription import SAMPLE_RATE, DeterministicDrafter, Drafter, Segment, VisitContext, Word, read_audio
@@ -27,7 +27,7 @@ from transcription.llm import OpenAICompatibleDrafter
 from visits import lifecycle
 from web import schemas as S
 from web.api import api, booking_out, slot_out, zone_of
-from web.live import notify_team
+from web.live import client_names, notify_team, user_names
 from web.routing import Call, json_response
 from web.runtime import RUNTIME, Runtime
 
@@ -243,15 +243,9 @@ def _note_by_id(s: Session, note_id: int) -> Note:
     return note
 
 
-def _names(s: Session, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    return {u: n for u, n in s.exec(select(User.id, User.name).where(col(User.id).in_(ids))) if u is not None}
-
-
 def addenda_out(s: Session, note_id: int) -> list[AddendumOut]:
     rows = notes.addenda(s, note_id)
-    names = _names(s, {a.author_id for a in rows})
+    names = user_names(s, {a.author_id for a in rows})
     return [
         AddendumOut(
             id=a.id or 0,
@@ -266,7 +260,7 @@ def addenda_out(s: Session, note_id: int) -> list[AddendumOut]:
 
 def history_out(s: Session, note_id: int) -> HistoryOut:
     rows = notes.revisions(s, note_id)
-    names = _names(s, {r.author_id for r in rows if r.author_id is not None})
+    names = user_names(s, {r.author_id for r in rows if r.author_id is not None})
     return HistoryOut(
         revisions=[
             RevisionOut(
@@ -427,8 +421,39 @@ class NoteRowOut(BaseModel):
     status: str
     date: str
     confirmed_flags: list[str]
+    confirmed_labels: list[str]
     signed_at: datetime | None
     reviewed_at: datetime | None
+
+
+def note_rows(s: Session, actor: Actor, statuses: tuple[str, ...], limit: int) -> list[NoteRowOut]:
+    """The notes in `actor`'s caseload with one of `statuses`, newest first, as list rows (audited)."""
+    found = notes.list_notes(s, actor, statuses, limit)
+    clients = client_names(s, {n.case_id for n in found})
+    workers = user_names(s, {n.worker_id for n in found})
+    rows = []
+    for n in found:
+        body = json.loads(n.body)
+        confirmed = [
+            f for f in body.get("risk_flags") or [] if isinstance(f, dict) and f.get("status") == "confirmed"
+        ]
+        rows.append(
+            NoteRowOut(
+                id=n.id or 0,
+                visit_id=n.visit_id,
+                case_id=n.case_id,
+                worker_id=n.worker_id,
+                worker_name=workers.get(n.worker_id, ""),
+                client_name=clients.get(n.case_id, ""),
+                status=n.status,
+                date=str(body.get("header", {}).get("date", "")),
+                confirmed_flags=[str(f.get("category")) for f in confirmed],
+                confirmed_labels=[str(f.get("label") or f.get("category")) for f in confirmed],
+                signed_at=n.signed_at,
+                reviewed_at=n.reviewed_at,
+            )
+        )
+    return rows
 
 
 class NotesQuery(BaseModel):
@@ -451,36 +476,7 @@ async def list_notes(call: Call) -> web.StreamResponse:
     statuses = notes.NOTE_STATUSES if status == "all" else (status,)
 
     def run(s: Session) -> list[NoteRowOut]:
-        found = notes.list_notes(s, call.actor, statuses, limit=200)
-        clients = dict(
-            s.exec(
-                select(Case.id, Client.name).join(Client).where(col(Case.id).in_({n.case_id for n in found}))
-            ).all()
-        )
-        workers = _names(s, {n.worker_id for n in found})
-        rows = []
-        for n in found:
-            body = json.loads(n.body)
-            rows.append(
-                NoteRowOut(
-                    id=n.id or 0,
-                    visit_id=n.visit_id,
-                    case_id=n.case_id,
-                    worker_id=n.worker_id,
-                    worker_name=workers.get(n.worker_id, ""),
-                    client_name=clients.get(n.case_id, ""),
-                    status=n.status,
-                    date=str(body.get("header", {}).get("date", "")),
-                    confirmed_flags=[
-                        str(f.get("category"))
-                        for f in body.get("risk_flags") or []
-                        if isinstance(f, dict) and f.get("status") == "confirmed"
-                    ],
-                    signed_at=n.signed_at,
-                    reviewed_at=n.reviewed_at,
-                )
-            )
-        return rows
+        return note_rows(s, call.actor, statuses, limit=200)
 
     return json_response(await call.rt.db.write(run))
 

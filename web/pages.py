@@ -687,14 +687,14 @@ def _team_view(s: Session, ident: Identity, rt: Runtime, presence: live.Presence
                 "next": upcoming[0].start_at.astimezone(ZoneInfo(user.timezone)) if upcoming else None,
             }
         )
-    from web.note_pages import notes_for  # the note pages import this module
+    from web.notes import note_rows  # the notes module imports this one
 
     zone = ZoneInfo(ident.user.timezone)
     visits = live.live_visits(s, actor, presence)
     return {
         "team": team,
-        "to_review": notes_for(s, ident, ("signed",)),
-        "recent_notes": notes_for(s, ident, ("draft", "returned", "approved"), limit=30),
+        "to_review": note_rows(s, actor, ("signed",), limit=100),
+        "recent_notes": note_rows(s, actor, ("draft", "returned", "approved"), limit=30),
         "zone": zone,
         "now": now,
         "live": visits,
