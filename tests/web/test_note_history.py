@@ -207,10 +207,25 @@ async def test_a_confirmed_risk_flag_reaches_the_supervisor_at_once(
     assert again["id"] == alert["id"] and again["acknowledged_at"] is None
     await ws.close()
 
-    # The supervisor's page lists it with the words behind it.
+    # The supervisor's page lists it with the words behind it, and acknowledges it in one click.
     await _sign_in(client, staff.supervisor.email)
     html = await (await client.get("/supervisor")).text()
     assert CLIENT_SAYS in html and "Acknowledge" in html
+    origin = str(client.make_url("/")).rstrip("/")
+    clicked = await client.post(
+        "/supervisor/risk-alerts/acknowledge",
+        data={"csrf_token": _csrf(html), "alert_id": str(again["id"])},
+        headers={"Origin": origin},
+        allow_redirects=False,
+    )
+    assert clicked.status == 303 and "notice=Acknowledged" in clicked.headers["Location"]
+    assert await ok(await client.get("/api/risk-alerts", headers=sup)) == []
+    bad = await client.post(
+        "/supervisor/risk-alerts/acknowledge",
+        data={"csrf_token": _csrf(html), "alert_id": "x"},
+        headers={"Origin": origin},
+    )
+    assert 400 <= bad.status < 500 and "whole number" in await bad.text()
 
 
 async def test_the_supervisor_sees_live_visits_of_the_team(
@@ -272,9 +287,19 @@ async def test_the_suggested_follow_up_is_booked_in_one_click(
     assert (
         await client.post(f"/api/notes/{note_id}/follow-up", json={"start": start}, headers=sup)
     ).status == 403
-    booked = await ok(
-        await client.post(f"/api/notes/{note_id}/follow-up", json={"start": start}, headers=w), 201
+    # One click on the note page books it.
+    await _sign_in(client, staff.worker.email)
+    html = await (await client.get(f"/notes/{note_id}")).text()
+    assert "Book this follow-up" in html and f'name="start" value="{start}"' in html
+    origin = str(client.make_url("/")).rstrip("/")
+    clicked = await client.post(
+        f"/notes/{note_id}/follow-up",
+        data={"csrf_token": _csrf(html), "start": start},
+        headers={"Origin": origin},
+        allow_redirects=False,
     )
+    assert clicked.status == 303 and "notice=Follow-up%20booked" in clicked.headers["Location"]
+    booked = (await ok(await client.get(f"/api/notes/{note_id}/follow-up", headers=w)))["booking"]
     assert booked["start"] == start and booked["status"] == "booked" and booked["client_join_url"]
     again = await client.post(f"/api/notes/{note_id}/follow-up", json={"start": start}, headers=w)
     assert again.status == 409
