@@ -22,7 +22,8 @@ from caserecord.audit import Actor
 from caserecord.db import Database
 from scheduler import service
 from tests.conftest import PASSWORD, Clock, add_user
-from tests.e2e.test_visit_call import ARTIFACTS, CHROMIUM_ARGS, speech_wav
+from tests.e2e.helpers import ARTIFACTS, CHROMIUM_ARGS
+from tests.e2e.test_visit_call import speech_wav
 from web.app import create_app
 from web.settings import Settings
 

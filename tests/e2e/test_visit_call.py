@@ -26,22 +26,10 @@ from caserecord.cases import create_case
 from caserecord.db import Database
 from scheduler import service
 from tests.conftest import PASSWORD, Clock, add_user
+from tests.e2e.helpers import ARTIFACTS, CHROMIUM_ARGS
 from web.app import create_app
 from web.settings import Settings
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SPEECH = "Hello, this is Maria. I am calling about my rent and the food benefits renewal for next month."
 
 
