@@ -235,7 +235,6 @@ async def push_state(app: web.Application, visit_id: int) -> None:
         ],
     }
     worker_here = any(p.kind == "worker" and (p.id or 0) in connected for p in snap.participants)
-    await notify_team(app, snap.visit.worker_id, "visits")
     for pid, peer in connected.items():
         if peer.kind == "worker":
             await hub.send(visit_id, pid, staff_state)
@@ -255,6 +254,9 @@ async def push_state(app: web.Application, visit_id: int) -> None:
                 ],
             },
         )
+
+    # The people in the visit first; then the supervisors' pages (a database read to find them).
+    await notify_team(app, snap.visit.worker_id, "visits")
 
 
 async def _end(
