@@ -55,7 +55,7 @@ from caserecord.cases import create_case
 from caserecord.db import Database, make_engine, migrate
 from caserecord.models import User
 from scheduler import service
-from tests.e2e.test_visit_call import CHROMIUM_ARGS  # the e2e test's launch arguments
+from tests.e2e.helpers import CHROMIUM_ARGS  # the e2e tests' launch arguments
 from tests.visits.audio_fixtures import make_speech_wav
 from web.app import create_app
 from web.settings import Settings
