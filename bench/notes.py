@@ -55,12 +55,13 @@ from caserecord.cases import create_case
 from caserecord.db import Database, make_engine, migrate
 from caserecord.models import User, Visit, VisitParticipant
 from tests.transcription.audio import BYTES_PER_SECOND, normalize, speak, write_wav
-from transcription import DeterministicDrafter, Engine, EngineOptions, Segment, StreamingTranscriber
+from transcription import DeterministicDrafter, Engine, Segment, StreamingTranscriber
 from transcription import transcribe_file as batch_transcribe
 from transcription.audio import Audio, read_audio
 from transcription.model import BUNDLED
 from visits import lifecycle
 from web.notes import _context_and_segments
+from web.settings import load_settings
 
 LENGTHS = (1, 5, 10)  # minutes
 QUICK_LENGTHS = (1, 5)
@@ -342,7 +343,7 @@ async def _measure(mode: str, folder: Path, db_dir: Path) -> dict[str, Any]:
     with db.session(write=True) as s:
         visit_id, labels = setup(s)
 
-    engine = _CountingEngine(EngineOptions.from_env())
+    engine = _CountingEngine(load_settings().whisper_options())
     await engine.start()
     await engine.transcribe(read_audio(folder.parent / "warm.wav"), speaker=labels["worker"])  # warm-up
 
@@ -457,7 +458,7 @@ def _run_child(mode: str, script: Script, log: Path) -> Measured:
 
 
 def _model_name() -> str:
-    return os.environ.get("LASTMILE_WHISPER_MODEL", "").strip() or BUNDLED
+    return load_settings().whisper_model.strip() or BUNDLED
 
 
 def _median(runs: list[Measured]) -> Measured:

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,22 +83,6 @@ class EngineOptions:
         if not self.temperatures:
             raise ValueError("whisper temperatures must name at least one temperature")
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> EngineOptions:
-        """Read the LASTMILE_WHISPER_* variables (see `_ENV`); `overrides` win over them."""
-        env = os.environ if environ is None else environ
-        kw: dict[str, Any] = {}
-        for name, (suffix, convert) in _ENV.items():
-            raw = env.get(f"LASTMILE_WHISPER_{suffix}", "").strip()
-            if not raw:
-                continue
-            try:
-                kw[name] = convert(raw)
-            except ValueError:
-                raise ValueError(f"LASTMILE_WHISPER_{suffix}={raw!r} is not a number") from None
-        kw.update(overrides)
-        return cls(**kw)
-
     def resolved_compute_type(self) -> str:
         return self.compute_type or ("int8" if self.device == "cpu" else "float16")
 
@@ -108,17 +92,6 @@ class EngineOptions:
 
     def resolved_cpu_threads(self) -> int:
         return self.cpu_threads or max(1, min(4, (os.cpu_count() or 1) // self.resolved_workers()))
-
-
-_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "model": ("MODEL", str),
-    "device": ("DEVICE", str.lower),
-    "compute_type": ("COMPUTE_TYPE", str),
-    "cpu_threads": ("THREADS", int),
-    "workers": ("WORKERS", int),
-    "language": ("LANGUAGE", str),
-    "min_window": ("MIN_WINDOW", float),
-}
 
 
 @dataclass(frozen=True, slots=True)

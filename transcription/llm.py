@@ -10,9 +10,8 @@ deterministic drafter, so a note is always produced.
 from __future__ import annotations
 
 import logging
-import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -144,18 +143,6 @@ class OpenAICompatibleDrafter:
         self._api_key = api_key
         self._timeout = timeout
         self._session = session
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> OpenAICompatibleDrafter | None:
-        """Return a drafter for `LASTMILE_LLM_URL` (and `_MODEL`, `_API_KEY`), or None when it is unset."""
-        url = environ.get("LASTMILE_LLM_URL", "").strip()
-        if not url:
-            return None
-        return cls(
-            url,
-            environ.get("LASTMILE_LLM_MODEL", "default"),
-            api_key=environ.get("LASTMILE_LLM_API_KEY") or None,
-        )
 
     async def draft(self, context: VisitContext, segments: Sequence[Segment]) -> DraftNote:
         base = draft_note(context, segments)

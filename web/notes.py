@@ -22,8 +22,7 @@ from caserecord.errors import Conflict, Forbidden
 from caserecord.models import Booking, Note, User, Visit, VisitParticipant
 from scheduler import service
 from scheduler.rules import Slot
-from transcription import SAMPLE_RATE, DeterministicDrafter, Drafter, Segment, VisitContext, Word, read_audio
-from transcription.llm import OpenAICompatibleDrafter
+from transcription import SAMPLE_RATE, Drafter, Segment, VisitContext, Word, read_audio
 from visits import lifecycle
 from web import schemas as S
 from web.api import api, booking_out, slot_out, zone_of
@@ -153,8 +152,7 @@ def notes_ctx(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: choose the drafter; draft notes of visits that ended before a restart."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        llm = OpenAICompatibleDrafter.from_env()
-        app[DRAFTER] = llm if llm is not None else DeterministicDrafter()
+        app[DRAFTER] = app[RUNTIME].settings.drafter()
         tasks: set[asyncio.Task[None]] = set()
         app[_TASKS] = tasks
 

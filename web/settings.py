@@ -9,6 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from transcription import DeterministicDrafter, Drafter, EngineOptions, OpenAICompatibleDrafter
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -28,6 +30,16 @@ class Settings:
     ice_servers: str = "[]"
     server_ice_servers: str = "[]"
     transcribe: bool = True
+    whisper_model: str = ""  # a faster-whisper model name or folder; empty: the bundled tiny.en
+    whisper_device: str = "cpu"
+    whisper_compute_type: str = ""  # empty: int8 on the CPU, float16 on CUDA
+    whisper_threads: int = 0  # threads per transcription; 0 picks from the cores
+    whisper_workers: int = 0  # transcriptions at once; 0 picks from the cores
+    whisper_language: str = ""  # for multilingual models; empty detects it
+    whisper_min_window: float = 10.0  # seconds of audio the encoder sees at least
+    llm_url: str = ""  # an OpenAI-compatible chat endpoint for drafting; empty: the offline drafter
+    llm_model: str = "default"
+    llm_api_key: str = ""
     audio_retention_days: int = 0
     visit_grace_seconds: float = 20.0
     visit_empty_seconds: float = 300.0
@@ -59,6 +71,27 @@ class Settings:
     @property
     def secure_cookies(self) -> bool:
         return self.base_url.startswith("https://")
+
+    def whisper_options(self) -> EngineOptions:
+        """Return how Whisper is loaded and run, or raise SystemExit naming the bad setting."""
+        try:
+            return EngineOptions(
+                model=self.whisper_model.strip(),
+                device=self.whisper_device.strip().lower(),  # type: ignore[arg-type]  # checked by EngineOptions
+                compute_type=self.whisper_compute_type.strip(),
+                cpu_threads=self.whisper_threads,
+                workers=self.whisper_workers,
+                language=self.whisper_language.strip(),
+                min_window=self.whisper_min_window,
+            )
+        except ValueError as exc:
+            raise SystemExit(f"LASTMILE_WHISPER_*: {exc}") from exc
+
+    def drafter(self) -> Drafter:
+        """Return the note drafter: the agency's LLM endpoint if configured, else the offline one."""
+        if not self.llm_url.strip():
+            return DeterministicDrafter()
+        return OpenAICompatibleDrafter(self.llm_url.strip(), self.llm_model, api_key=self.llm_api_key or None)
 
     @property
     def session_idle(self) -> timedelta:

@@ -26,7 +26,7 @@ from caserecord.audit import Actor
 from caserecord.errors import Conflict, Forbidden, NotFound, RecordError
 from caserecord.models import Note, User, Visit, VisitParticipant
 from scheduler import service
-from transcription import Engine, EngineOptions, Segment, StreamingTranscriber
+from transcription import Engine, Segment, StreamingTranscriber
 from transcription.risk import RISK_LABELS, find_risks
 from visits import lifecycle
 from visits.audio import AudioPart, AudioStore
@@ -115,7 +115,7 @@ def visits_ctx(app: web.Application) -> AsyncIterator[None]:
         # server would cost every uplink 5 s, and loopback or LAN needs none.
         server_ice = parse_ice_servers(settings.server_ice_servers)
         # One Whisper engine per process; the model loads on the first utterance, off the loop.
-        engine = Engine(EngineOptions.from_env()) if settings.transcribe else None
+        engine = Engine(settings.whisper_options()) if settings.transcribe else None
 
         async def on_segment(visit_id: int, seg: Segment) -> None:
             words = [(w.start, w.end, w.text, w.probability) for w in seg.words]

@@ -17,42 +17,6 @@ from transcription.audio import Audio
 from transcription.stream import Segmenter
 
 
-def test_options_come_from_the_environment() -> None:
-    env = {
-        "LASTMILE_WHISPER_MODEL": "/models/base.en",
-        "LASTMILE_WHISPER_DEVICE": "CUDA",
-        "LASTMILE_WHISPER_THREADS": "3",
-        "LASTMILE_WHISPER_WORKERS": "2",
-        "HOME": "/root",
-    }
-    options = EngineOptions.from_env(env)
-    assert (options.model, options.device, options.cpu_threads, options.workers) == (
-        "/models/base.en",
-        "cuda",
-        3,
-        2,
-    )
-    assert options.resolved_compute_type() == "float16"
-    defaults = EngineOptions.from_env({})
-    assert defaults == EngineOptions()
-    assert defaults.resolved_compute_type() == "int8"
-    assert defaults.resolved_workers() >= 1 and defaults.resolved_cpu_threads() >= 1
-    assert EngineOptions.from_env(env, workers=1).workers == 1
-
-
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        ({"LASTMILE_WHISPER_DEVICE": "tpu"}, "'cpu' or 'cuda'"),
-        ({"LASTMILE_WHISPER_THREADS": "four"}, "LASTMILE_WHISPER_THREADS='four' is not a number"),
-        ({"LASTMILE_WHISPER_WORKERS": "-1"}, "workers"),
-    ],
-)
-def test_bad_options_are_refused(env: dict[str, str], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        EngineOptions.from_env(env)
-
-
 def test_a_missing_model_directory_says_what_was_looked_for(tmp_path: Path) -> None:
     missing = tmp_path / "models" / "base.en"
     engine = Engine(EngineOptions(model=str(missing)))

@@ -163,16 +163,6 @@ async def test_nothing_is_sent_without_consent_or_speech(aiohttp_server: Aiohttp
     assert model.requests == []
 
 
-def test_from_env() -> None:
-    assert OpenAICompatibleDrafter.from_env({}) is None
-    drafter = OpenAICompatibleDrafter.from_env(
-        {"LASTMILE_LLM_URL": "http://llm.internal:8000/v1/", "LASTMILE_LLM_MODEL": "qwen"}
-    )
-    assert drafter is not None
-    assert drafter.url == "http://llm.internal:8000/v1/chat/completions"
-    assert drafter.name == "openai-compatible:qwen"
-
-
 async def test_a_partial_quote_is_widened_to_its_sentence(aiohttp_server: AiohttpServer) -> None:
     reply = good_reply() | {"risk_flags": [{"category": "eviction_or_homelessness", "quote": "evicted"}]}
     note = await (await serve(aiohttp_server, FakeModel(reply))).draft(context(), HOUSING)
