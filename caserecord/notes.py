@@ -14,6 +14,7 @@ from caserecord.access import require_case, require_role, visible_worker_ids
 from caserecord.audit import Actor
 from caserecord.errors import Conflict, Forbidden, Invalid, NotFound
 from caserecord.models import Note, NoteAddendum, NoteRevision, RiskAlert, TranscriptSegment, Visit
+from caserecord.visit_status import ENDED
 
 EDITABLE = ("summary", "observations", "analysis", "action_items", "risk_flags", "follow_up", "client_words")
 FLAG_STATES = ("suggested", "confirmed", "dismissed")
@@ -60,7 +61,7 @@ def visits_without_note(s: Session) -> list[int]:
     """Return ended visits that have no note yet (to draft after a restart)."""
     q = (
         select(Visit.id)
-        .where(Visit.status == "ended", col(Visit.id).not_in(select(Note.visit_id)))
+        .where(Visit.status == ENDED, col(Visit.id).not_in(select(Note.visit_id)))
         .order_by(col(Visit.id))
     )
     return [i for i in s.exec(q) if i is not None]

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from caserecord import audit
+from caserecord import audit, visit_status
 from caserecord.audit import Actor
 from caserecord.models import (
     BOOKING_ACTIVE,
@@ -255,7 +255,7 @@ def detect_no_shows(s: Session, now: datetime, after: timedelta) -> list[int]:
         .join(Visit, col(Visit.booking_id) == col(Booking.id))
         .where(
             Booking.status == BOOKING_ACTIVE,
-            Visit.status == "scheduled",
+            col(Visit.status).in_(visit_status.SOURCES[visit_status.NO_SHOW]),
             col(Booking.start_at) <= now - after,
             col(Booking.start_at) > now - NO_SHOW_LOOKBACK,
         )
@@ -265,8 +265,10 @@ def detect_no_shows(s: Session, now: datetime, after: timedelta) -> list[int]:
         # Conditional, like a claim: of two senders looking at once, one marks it and writes.
         marked = s.execute(
             update(Visit)
-            .where(col(Visit.id) == visit.id, col(Visit.status) == "scheduled")
-            .values(status="no_show")
+            .where(
+                col(Visit.id) == visit.id, col(Visit.status).in_(visit_status.SOURCES[visit_status.NO_SHOW])
+            )
+            .values(status=visit_status.NO_SHOW)
         )
         if marked.rowcount != 1:  # type: ignore[attr-defined]
             continue

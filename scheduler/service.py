@@ -28,6 +28,8 @@ from caserecord.models import (
     User,
     Visit,
 )
+from caserecord.visit_status import CANCELLED, NO_SHOW, SCHEDULED
+from caserecord.visit_status import move as move_visit
 from scheduler import outbox
 from scheduler.rules import (
     BlockRule,
@@ -432,8 +434,8 @@ def _cancel(s: Session, actor: Actor, booking: Booking, now: datetime, reason: s
     booking.updated_at = now
     s.add(booking)
     visit = s.exec(select(Visit).where(Visit.booking_id == booking.id)).first()
-    if visit is not None and visit.status == "scheduled":
-        visit.status = "cancelled"
+    if visit is not None and visit.status == SCHEDULED:
+        move_visit(visit, CANCELLED)
         visit.kiosk_code = None
         s.add(visit)
     outbox.on_cancelled(s, booking, now)
@@ -508,8 +510,8 @@ def move(
     if visit is not None:
         visit.join_opens_at = slot_start - join.early
         visit.join_expires_at = slot_end + join.grace
-        if missed and visit.status == "no_show":
-            visit.status = "scheduled"
+        if missed and visit.status == NO_SHOW:
+            move_visit(visit, SCHEDULED)
         s.add(visit)
     outbox.on_rescheduled(s, booking, now, join.outbox)
     audit.record(

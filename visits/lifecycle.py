@@ -20,10 +20,20 @@ from caserecord.access import require_case, require_worker_write
 from caserecord.audit import Actor
 from caserecord.errors import Conflict, Forbidden, Invalid, NotFound
 from caserecord.models import Booking, Case, Client, User, Visit, VisitMessage, VisitParticipant
+from caserecord.visit_status import (
+    CANCELLED,
+    ENDED,
+    IN_PROGRESS,
+    LIVE,
+    ON_NOW,
+    OVER,
+    SCHEDULED,
+    WAITING,
+    move,
+)
 
 JoinState = Literal["open", "early", "expired", "cancelled", "ended"]
 DEVICES = ("phone", "tablet", "computer", "kiosk", "unknown")
-LIVE = ("scheduled", "waiting", "in_progress")
 
 
 def token_digest(token: str) -> str:
@@ -48,9 +58,9 @@ class JoinInfo:
 
 
 def _join_state(visit: Visit, now: datetime) -> JoinState:
-    if visit.status == "cancelled":
+    if visit.status == CANCELLED:
         return "cancelled"
-    if visit.status in ("ended", "no_show"):
+    if visit.status in OVER:
         return "ended"
     if now < visit.join_opens_at:
         return "early"
@@ -152,8 +162,8 @@ def check_in(
     )
     s.add(part)
     visit.recording = consent if visit.recording is None else (visit.recording and consent)
-    if visit.status == "scheduled":
-        visit.status = "waiting"
+    if visit.status == SCHEDULED:
+        move(visit, WAITING)
     s.add(visit)
     s.flush()
     audit.record(
@@ -231,7 +241,7 @@ def admit(
 ) -> tuple[Visit, VisitParticipant]:
     """Admit a waiting client; the visit is then in progress."""
     visit = _writable_visit(s, actor, visit_id)
-    if visit.status not in ("waiting", "in_progress"):
+    if visit.status not in ON_NOW:
         raise Conflict(f"visit {visit_id} is {visit.status}")
     part = s.get(VisitParticipant, participant_id)
     if part is None or part.visit_id != visit_id or part.kind != "client":
@@ -241,8 +251,8 @@ def admit(
     part.state = "admitted"
     part.admitted_at = now
     s.add(part)
-    if visit.status != "in_progress":
-        visit.status = "in_progress"
+    if visit.status != IN_PROGRESS:
+        move(visit, IN_PROGRESS)
         visit.started_at = visit.started_at or now
     s.add(visit)
     audit.record(
@@ -258,7 +268,7 @@ def end(s: Session, actor: Actor, visit_id: int, reason: str, now: datetime, *, 
         raise NotFound(f"no visit {visit_id}")
     if visit.status not in LIVE:
         raise Conflict(f"visit {visit_id} is already {visit.status}")
-    visit.status = "ended"
+    move(visit, ENDED)
     visit.ended_at = now
     visit.ended_by = actor.user_id
     visit.end_reason = reason[:200]
@@ -436,7 +446,7 @@ def walk_in(
     visit = Visit(
         case_id=case.id,
         worker_id=worker.id,
-        status="waiting",
+        status=WAITING,
         join_token=secrets.token_urlsafe(32),
         join_opens_at=now,
         join_expires_at=window_end + grace,
@@ -478,11 +488,7 @@ def walk_in(
 
 def end_stale(s: Session, now: datetime) -> list[int]:
     """End visits left live past their join window (the server stopped during them)."""
-    stale = s.exec(
-        select(Visit).where(
-            col(Visit.status).in_(("waiting", "in_progress")), col(Visit.join_expires_at) < now
-        )
-    )
+    stale = s.exec(select(Visit).where(col(Visit.status).in_(ON_NOW), col(Visit.join_expires_at) < now))
     ended = []
     for visit in stale:
         assert visit.id is not None
@@ -493,5 +499,5 @@ def end_stale(s: Session, now: datetime) -> list[int]:
 
 def calls_in_progress(s: Session) -> list[int]:
     """Return the visits whose call is on (admitted, not ended)."""
-    q = select(Visit.id).where(Visit.status == "in_progress").order_by(col(Visit.id))
+    q = select(Visit.id).where(Visit.status == IN_PROGRESS).order_by(col(Visit.id))
     return [i for i in s.exec(q) if i is not None]

@@ -25,6 +25,7 @@ from caserecord.audit import Actor
 from caserecord.cases import normalize_phone
 from caserecord.errors import Conflict, Invalid, RecordError
 from caserecord.models import BOOKING_ACTIVE, Booking, Case, Client, ClientLink, User, Visit
+from caserecord.visit_status import LIVE, NO_SHOW
 from scheduler import outbox, service, sms, texts
 from scheduler.rules import compute_slots, find_slot
 from web.admin_pages import SENDER, install_admin_pages
@@ -108,12 +109,12 @@ def _view(s: Session, token: str, now: datetime, rt: Runtime) -> ClientView:
     tz = ZoneInfo(worker.timezone)
     cutoff = timedelta(hours=rt.settings.client_cutoff_hours)
     active = booking.status == BOOKING_ACTIVE
-    missed = active and visit is not None and visit.status == "no_show"
+    missed = active and visit is not None and visit.status == NO_SHOW
     can_change = active and (now < booking.start_at - cutoff or missed)
     can_join = (
         active
         and visit is not None
-        and visit.status in ("scheduled", "waiting", "in_progress")
+        and visit.status in LIVE
         and visit.join_opens_at <= now < visit.join_expires_at
     )
     slots: list[datetime] = []
@@ -224,7 +225,7 @@ async def client_action(request: web.Request) -> web.StreamResponse:
         if booking.status != BOOKING_ACTIVE:
             raise _Refused(w.already_cancelled)
         visit = s.exec(select(Visit).where(Visit.booking_id == booking.id)).first()
-        missed = visit is not None and visit.status == "no_show"
+        missed = visit is not None and visit.status == NO_SHOW
         if now >= booking.start_at - timedelta(hours=rt.settings.client_cutoff_hours) and not missed:
             raise _Refused(w.too_late.format(hours=rt.settings.client_cutoff_hours))
         try:

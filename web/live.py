@@ -22,6 +22,7 @@ from caserecord import audit, notes
 from caserecord.access import require_role, visible_worker_ids
 from caserecord.audit import Actor
 from caserecord.models import Booking, Case, Client, RiskAlert, User, Visit, VisitParticipant
+from caserecord.visit_status import ON_NOW
 from transcription.risk import RISK_LABELS, RiskCategory
 from web.api import api
 from web.problems import ProblemError
@@ -29,7 +30,6 @@ from web.routing import Call, json_response
 from web.runtime import IDENTITY, RUNTIME, Runtime
 
 log = logging.getLogger(__name__)
-LIVE_STATUSES = ("waiting", "in_progress")
 REVIEWERS = ("admin", "supervisor")
 
 
@@ -144,7 +144,7 @@ PresenceOf = Callable[[int], Presence]
 def live_visits(s: Session, actor: Actor, presence_of: PresenceOf) -> list[LiveVisitOut]:
     """The team's visits that are waiting or in progress, with who is there; the read is audited."""
     require_role(actor, *REVIEWERS)
-    q = select(Visit).where(col(Visit.status).in_(LIVE_STATUSES))
+    q = select(Visit).where(col(Visit.status).in_(ON_NOW))
     ids = visible_worker_ids(s, actor)
     if ids is not None:
         q = q.where(col(Visit.worker_id).in_(ids))

@@ -25,6 +25,7 @@ from caserecord.access import require_case
 from caserecord.audit import Actor
 from caserecord.errors import Conflict, Forbidden, NotFound, RecordError
 from caserecord.models import Note, User, Visit, VisitParticipant
+from caserecord.visit_status import IN_PROGRESS, LIVE
 from scheduler import service
 from transcription import Engine, Segment, StreamingTranscriber
 from transcription.risk import RISK_LABELS, find_risks
@@ -655,7 +656,7 @@ async def uplink(call: Call) -> web.StreamResponse:
         if type(exc) is RecordError:
             raise ProblemError(401, "Sign-in required", exc.detail) from exc
         raise
-    if visit.status != "in_progress" or visit.started_at is None:
+    if visit.status != IN_PROGRESS or visit.started_at is None:
         raise Conflict(f"visit {visit_id} is {visit.status}; audio goes to the server only during the call")
     if not visit.recording:
         raise Forbidden("the client did not consent to recording: no audio is sent to the server")
@@ -1046,7 +1047,7 @@ async def visit_socket(request: web.Request) -> web.StreamResponse:
             await ws.send_json({"type": "error", "detail": detail})
             await ws.close(code=4403, message=detail[:120].encode())
         return ws
-    if visit.status not in lifecycle.LIVE:
+    if visit.status not in LIVE:
         await ws.send_json({"type": "ended", "reason": visit.end_reason or visit.status})
         await ws.close(code=1000, message=b"visit is over")
         return ws
