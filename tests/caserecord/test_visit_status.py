@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from caserecord import visit_status as vs
@@ -23,7 +25,16 @@ ALLOWED = {
 @pytest.mark.parametrize("current", vs.STATUSES)
 @pytest.mark.parametrize("target", vs.STATUSES)
 def test_every_move_is_allowed_or_refused_as_the_table_says(current: str, target: str) -> None:
-    visit = Visit(id=7, case_id=1, worker_id=1, status=current, join_token="t" * 32)
+    at = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)
+    visit = Visit(
+        id=7,
+        case_id=1,
+        worker_id=1,
+        status=current,
+        join_token="t" * 32,
+        join_opens_at=at,
+        join_expires_at=at,
+    )
     if (current, target) in ALLOWED:
         vs.move(visit, target)
         assert visit.status == target
