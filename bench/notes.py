@@ -414,7 +414,7 @@ async def _measure(mode: str, folder: Path, db_dir: Path) -> dict[str, Any]:
     context, segments = await db.read(_context_and_segments, visit_id)
     drafter = DeterministicDrafter()
     draft = await drafter.draft(context, segments)
-    note = await db.write(notes.file_note, visit_id, drafter.name, draft.to_dict(), ended_at)
+    note = await db.write(notes.file_note, visit_id, drafter.name, draft.to_body(), ended_at)
     done = time.perf_counter()
     cpu = _cpu() - cpu0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -14,19 +13,27 @@ from caserecord.access import require_case, require_role, visible_worker_ids
 from caserecord.audit import Actor
 from caserecord.errors import Conflict, Forbidden, Invalid, NotFound
 from caserecord.models import Note, NoteAddendum, NoteRevision, RiskAlert, TranscriptSegment, Visit
+from caserecord.note_body import NoteBody, NoteEdit, QuoteBody, RiskFlagBody
 from caserecord.visit_status import ENDED
 
-EDITABLE = ("summary", "observations", "analysis", "action_items", "risk_flags", "follow_up", "client_words")
-FLAG_STATES = ("suggested", "confirmed", "dismissed")
 MAX_ADDENDUM = 20_000
 
 
-def file_note(s: Session, visit_id: int, drafter: str, draft: dict[str, Any], now: datetime) -> Note | None:
+def body_of(note: Note) -> NoteBody:
+    """Return the note's body, typed."""
+    return NoteBody.model_validate_json(note.body)
+
+
+def _store(body: NoteBody) -> str:
+    return body.model_dump_json()
+
+
+def file_note(s: Session, visit_id: int, drafter: str, body: NoteBody, now: datetime) -> Note | None:
     """File the drafted note of a visit; a visit gets one note, so a second filing returns None."""
     visit = s.get(Visit, visit_id)
     if visit is None:
         raise NotFound(f"no visit {visit_id}")
-    text = json.dumps(draft, sort_keys=True)
+    text = _store(body)
     note = Note(
         visit_id=visit_id,
         case_id=visit.case_id,
@@ -44,9 +51,9 @@ def file_note(s: Session, visit_id: int, drafter: str, draft: dict[str, Any], no
     except IntegrityError:
         return None
     assert note.id is not None
-    body = _apply_live_flags(s, note, draft)
-    if body is not draft:
-        note.body = json.dumps(body, sort_keys=True)
+    with_live = _apply_live_flags(s, note, body)
+    if with_live is not body:
+        note.body = _store(with_live)
         s.add(note)
     s.add(
         NoteRevision(
@@ -90,24 +97,17 @@ def _own_note(s: Session, actor: Actor, note_id: int) -> Note:
     return note
 
 
-def update_note(
-    s: Session, actor: Actor, note_id: int, changes: dict[str, Any], version: int, now: datetime
-) -> Note:
+def update_note(s: Session, actor: Actor, note_id: int, edit: NoteEdit, version: int, now: datetime) -> Note:
     """Change a draft's sections; `version` must be the one the editor saw (no silent overwrite)."""
     note = _own_note(s, actor, note_id)
     if note.status not in ("draft", "returned"):
         raise Conflict(f"note {note_id} is {note.status}; add an addendum instead")
     if version != note.version:
         raise Conflict(f"note {note_id} changed since you opened it (version {note.version}); reload it")
-    unknown = sorted(set(changes) - set(EDITABLE))
-    if unknown:
-        raise Invalid(f"these sections cannot be edited: {', '.join(unknown)}")
-    if "risk_flags" in changes:
-        _check_flags(changes["risk_flags"])
-    body = json.loads(note.body)
-    before = _confirmed(body.get("risk_flags") or [])
-    body.update(changes)
-    note.body = json.dumps(body, sort_keys=True)
+    body = body_of(note)
+    before = _confirmed(body)
+    body = edit.apply(body)
+    note.body = _store(body)
     note.version += 1
     note.updated_at = now
     s.add(note)
@@ -117,53 +117,29 @@ def update_note(
             version=note.version,
             body=note.body,
             author_id=actor.user_id,
-            sections=json.dumps(sorted(changes)),
+            sections=json.dumps(edit.sections()),
             created_at=now,
         )
     )
-    audit.record(s, actor, "note.edit", "note", note_id, case_id=note.case_id, sections=sorted(changes))
-    _sync_alerts(s, actor, note, before, _confirmed(body.get("risk_flags") or []), now)
+    audit.record(s, actor, "note.edit", "note", note_id, case_id=note.case_id, sections=edit.sections())
+    _sync_alerts(s, actor, note, before, _confirmed(body), now)
     return note
-
-
-def _check_flags(flags: Any) -> None:
-    """A risk flag names its category and the words behind it; its status is one of FLAG_STATES."""
-    if not isinstance(flags, list) or len(flags) > 100:
-        raise Invalid("risk_flags is a list of up to 100 flags")
-    for i, flag in enumerate(flags):
-        if not isinstance(flag, dict):
-            raise Invalid(f"risk flag {i} is not an object")
-        if flag.get("status", "suggested") not in FLAG_STATES:
-            raise Invalid(f"risk flag {i}: status is one of {', '.join(FLAG_STATES)}")
-        category, quote = flag.get("category"), flag.get("quote")
-        if not isinstance(category, str) or not 1 <= len(category) <= 40:
-            raise Invalid(f"risk flag {i} needs a category")
-        if not isinstance(quote, dict) or not isinstance(quote.get("text"), str) or not quote["text"].strip():
-            raise Invalid(f"risk flag {i} needs the quote it rests on (quote.text)")
-        start = quote.get("start", 0)
-        if isinstance(start, bool) or not isinstance(start, int | float) or not 0 <= start < 86_400:
-            raise Invalid(f"risk flag {i}: quote.start is seconds into the visit")
 
 
 FlagKey = tuple[str, int]
 
 
-def _confirmed(flags: list[Any]) -> dict[FlagKey, dict[str, Any]]:
+def _confirmed(body: NoteBody) -> dict[FlagKey, RiskFlagBody]:
     """The confirmed flags of a body, by (category, moment in ms)."""
-    out: dict[FlagKey, dict[str, Any]] = {}
-    for flag in flags:
-        if isinstance(flag, dict) and flag.get("status") == "confirmed":
-            quote = flag.get("quote") or {}
-            out[(str(flag.get("category")), round(float(quote.get("start") or 0) * 1000))] = flag
-    return out
+    return {(flag.category, flag.at_ms): flag for flag in body.confirmed_flags()}
 
 
 def _sync_alerts(
     s: Session,
     actor: Actor,
     note: Note,
-    before: dict[FlagKey, dict[str, Any]],
-    after: dict[FlagKey, dict[str, Any]],
+    before: dict[FlagKey, RiskFlagBody],
+    after: dict[FlagKey, RiskFlagBody],
     now: datetime,
 ) -> None:
     """Raise an alert for each newly confirmed flag; withdraw those no longer confirmed."""
@@ -183,8 +159,8 @@ def _sync_alerts(
                 case_id=note.case_id,
                 worker_id=note.worker_id,
                 category=category,
-                label=str(flag.get("label") or category)[:100],
-                quote=str(flag["quote"]["text"])[:2000],
+                label=(flag.label or category)[:100],
+                quote=flag.quote.text[:2000],
                 at_ms=at_ms,
                 confirmed_by=actor.user_id,
                 confirmed_at=now,
@@ -264,7 +240,7 @@ def confirm_live_flag(
 LIVE_MATCH_MS = 15_000  # a drafted flag this close to a live-confirmed one, same category, is the same
 
 
-def _apply_live_flags(s: Session, note: Note, body: dict[str, Any]) -> dict[str, Any]:
+def _apply_live_flags(s: Session, note: Note, body: NoteBody) -> NoteBody:
     """Mark the drafted flags the worker already confirmed during the visit; add those not drafted."""
     alerts = s.exec(
         select(RiskAlert).where(
@@ -275,32 +251,31 @@ def _apply_live_flags(s: Session, note: Note, body: dict[str, Any]) -> dict[str,
     ).all()
     if not alerts:
         return body
-    flags: list[dict[str, Any]] = list(body.get("risk_flags") or [])
+    flags = list(body.risk_flags)
     for alert in alerts:
-        match = next(
+        at = next(
             (
-                f
-                for f in flags
-                if f.get("category") == alert.category
-                and abs(round(float((f.get("quote") or {}).get("start") or 0) * 1000) - alert.at_ms)
-                <= LIVE_MATCH_MS
+                i
+                for i, f in enumerate(flags)
+                if f.category == alert.category and abs(f.at_ms - alert.at_ms) <= LIVE_MATCH_MS
             ),
             None,
         )
-        if match is None:
-            match = {
-                "category": alert.category,
-                "label": alert.label,
-                "trigger": "",
-                "quote": {"text": alert.quote, "start": alert.at_ms / 1000},
-            }
-            flags.append(match)
-        match["status"] = "confirmed"
+        if at is None:
+            flags.append(
+                RiskFlagBody(
+                    category=alert.category,
+                    label=alert.label,
+                    quote=QuoteBody(text=alert.quote, start=alert.at_ms / 1000),
+                )
+            )
+            at = len(flags) - 1
+        flags[at] = flags[at].model_copy(update={"status": "confirmed"})
         # The alert now follows the note's flag, so un-confirming it in the note withdraws the alert.
-        alert.at_ms = round(float(match["quote"].get("start") or 0) * 1000)
+        alert.at_ms = flags[at].at_ms
         alert.note_id = note.id
         s.add(alert)
-    return {**body, "risk_flags": flags}
+    return body.model_copy(update={"risk_flags": flags})
 
 
 def risk_alerts(s: Session, actor: Actor, *, open_only: bool = True, limit: int = 200) -> list[RiskAlert]:

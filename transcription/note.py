@@ -13,9 +13,19 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from caserecord.note_body import (
+    ActionItemBody,
+    FlagStatus,
+    FollowUpBody,
+    HeaderBody,
+    NoteBody,
+    QuoteBody,
+    RiskFlagBody,
+    SummaryBody,
+)
 from transcription.dates import When, find_whens
 from transcription.results import Segment
 from transcription.risk import RISK_LABELS, RiskCategory, find_risks
@@ -80,15 +90,15 @@ class Quote:
     end: float
     text: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "speaker": self.speaker,
-            "role": self.role,
-            "name": self.name,
-            "start": round(self.start, 2),
-            "end": round(self.end, 2),
-            "text": self.text,
-        }
+    def to_body(self) -> QuoteBody:
+        return QuoteBody(
+            speaker=self.speaker,
+            role=self.role,
+            name=self.name,
+            start=round(self.start, 2),
+            end=round(self.end, 2),
+            text=self.text,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,20 +115,20 @@ class NoteHeader:
     consent: bool
     recording: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_body(self) -> HeaderBody:
         minutes, seconds = divmod(self.duration_seconds, 60)
-        return {
-            "date": self.date.isoformat(),
-            "local_time": self.local_time,
-            "timezone": self.timezone,
-            "start": self.start.isoformat(),
-            "duration_seconds": self.duration_seconds,
-            "duration": f"{minutes} min {seconds:02d} s",
-            "present": list(self.present),
-            "contact_type": self.contact_type,
-            "consent": self.consent,
-            "recording": self.recording,
-        }
+        return HeaderBody(
+            date=self.date.isoformat(),
+            local_time=self.local_time,
+            timezone=self.timezone,
+            start=self.start.isoformat(),
+            duration_seconds=self.duration_seconds,
+            duration=f"{minutes} min {seconds:02d} s",
+            present=list(self.present),
+            contact_type=self.contact_type,
+            consent=self.consent,
+            recording=self.recording,
+        )
 
 
 def _when_to_json(value: date | datetime | None) -> str | None:
@@ -136,15 +146,15 @@ class ActionItem:
     due_text: str | None
     quote: Quote
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "owner": self.owner,
-            "owner_name": self.owner_name,
-            "what": self.what,
-            "due": _when_to_json(self.due),
-            "due_text": self.due_text,
-            "quote": self.quote.to_dict(),
-        }
+    def to_body(self) -> ActionItemBody:
+        return ActionItemBody(
+            owner=self.owner,
+            owner_name=self.owner_name,
+            what=self.what,
+            due=_when_to_json(self.due),
+            due_text=self.due_text,
+            quote=self.quote.to_body(),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +165,10 @@ class FollowUp:
     when_text: str
     quote: Quote
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"start": self.start.isoformat(), "when_text": self.when_text, "quote": self.quote.to_dict()}
+    def to_body(self) -> FollowUpBody:
+        return FollowUpBody(
+            start=self.start.isoformat(), when_text=self.when_text, quote=self.quote.to_body()
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,20 +178,20 @@ class RiskFlag:
     category: RiskCategory
     trigger: str
     quote: Quote
-    status: str = "suggested"
+    status: FlagStatus = "suggested"
 
     @property
     def label(self) -> str:
         return RISK_LABELS[self.category]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "category": self.category.value,
-            "label": self.label,
-            "trigger": self.trigger,
-            "status": self.status,
-            "quote": self.quote.to_dict(),
-        }
+    def to_body(self) -> RiskFlagBody:
+        return RiskFlagBody(
+            category=self.category.value,
+            label=self.label,
+            trigger=self.trigger,
+            status=self.status,
+            quote=self.quote.to_body(),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,24 +212,23 @@ class DraftNote:
     summary_text: str | None = None
     generated: bool = field(default=True, init=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "generated": self.generated,
-            "drafter": self.drafter,
-            "drafter_version": self.drafter_version,
-            "header": self.header.to_dict(),
-            "summary": {
-                "generated": True,
-                "text": self.summary_text,
-                "sentences": [q.to_dict() for q in self.summary],
-            },
-            "client_words": [q.to_dict() for q in self.client_words],
-            "action_items": [a.to_dict() for a in self.action_items],
-            "follow_up": None if self.follow_up is None else self.follow_up.to_dict(),
-            "risk_flags": [f.to_dict() for f in self.risk_flags],
-            "remarks": list(self.remarks),
-            "transcript": [q.to_dict() for q in self.transcript],
-        }
+    def to_body(self) -> NoteBody:
+        """Return the note as the case record stores it."""
+        return NoteBody(
+            generated=self.generated,
+            drafter=self.drafter,
+            drafter_version=self.drafter_version,
+            header=self.header.to_body(),
+            summary=SummaryBody(
+                generated=True, text=self.summary_text, sentences=[q.to_body() for q in self.summary]
+            ),
+            client_words=[q.to_body() for q in self.client_words],
+            action_items=[a.to_body() for a in self.action_items],
+            follow_up=None if self.follow_up is None else self.follow_up.to_body(),
+            risk_flags=[f.to_body() for f in self.risk_flags],
+            remarks=list(self.remarks),
+            transcript=[q.to_body() for q in self.transcript],
+        )
 
 
 class Drafter(Protocol):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,13 +12,12 @@ from sqlmodel import Session
 from caserecord import notes, transcripts
 from caserecord.errors import RecordError
 from caserecord.models import Case, Client, Note, User
+from caserecord.note_body import FLAG_STATES, NoteBody, NoteEdit
 from web.auth import check_csrf
 from web.live import notify_team
 from web.notes import addenda_out, book_follow_up, follow_up_view, history_out
 from web.pages import render
 from web.runtime import IDENTITY, RUNTIME, Identity, Runtime
-
-FLAG_STATES = notes.FLAG_STATES
 
 
 def _ident(request: web.Request) -> Identity:
@@ -70,7 +68,7 @@ def _view(s: Session, ident: Identity, note_id: int, rt: Runtime) -> dict[str, A
         and (ident.actor.user_id == note.worker_id or ident.actor.role == "admin"),
         "can_add": note.status in ("signed", "approved")
         and (ident.actor.user_id == note.worker_id or ident.actor.role in ("supervisor", "admin")),
-        "body": json.loads(note.body),
+        "body": notes.body_of(note),
         "lines": lines,
         "client_name": client.name if client is not None else "",
         "worker_name": worker.name if worker is not None else "",
@@ -117,18 +115,20 @@ async def note_action(request: web.Request) -> web.StreamResponse:
     back = f"/notes/{note_id}"
     try:
         if action == "save":
-            body = json.loads(await rt.db.read(_body, note_id))
-            flags = body.get("risk_flags", [])
-            for i, flag in enumerate(flags):
-                state = str(form.get(f"flag-{i}", flag.get("status", "suggested")))
-                flag["status"] = state if state in FLAG_STATES else "suggested"
-            changes = {
-                "observations": str(form.get("observations", ""))[:20_000],
-                "analysis": str(form.get("analysis", ""))[:20_000],
-                "risk_flags": flags,
-            }
+            body = await rt.db.read(_body, note_id)
+            flags = []
+            for i, flag in enumerate(body.risk_flags):
+                state = str(form.get(f"flag-{i}", flag.status))
+                flags.append(
+                    flag.model_copy(update={"status": state if state in FLAG_STATES else "suggested"})
+                )
+            edit = NoteEdit(
+                observations=str(form.get("observations", ""))[:20_000],
+                analysis=str(form.get("analysis", ""))[:20_000],
+                risk_flags=flags,
+            )
             version = int(str(form.get("version", "0")) or 0)
-            note = await rt.db.write(notes.update_note, ident.actor, note_id, changes, version, now)
+            note = await rt.db.write(notes.update_note, ident.actor, note_id, edit, version, now)
             await notify_team(request.app, note.worker_id, "risk")
             message = "Saved."
         elif action == "sign":
@@ -158,11 +158,11 @@ async def note_action(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"{back}?notice={_q(message)}")
 
 
-def _body(s: Session, note_id: int) -> str:
+def _body(s: Session, note_id: int) -> NoteBody:
     note = s.get(Note, note_id)
     if note is None:
         raise RecordError("no such note")
-    return note.body
+    return notes.body_of(note)
 
 
 def _q(text: str) -> str:

@@ -20,6 +20,15 @@ from caserecord import notes, transcripts
 from caserecord.audit import Actor
 from caserecord.errors import Conflict, Forbidden
 from caserecord.models import Booking, Note, User, Visit, VisitParticipant
+from caserecord.note_body import (
+    ActionItemBody,
+    FollowUpBody,
+    HeaderBody,
+    NoteEdit,
+    QuoteBody,
+    RiskFlagBody,
+    SummaryBody,
+)
 from scheduler import service
 from scheduler.rules import Slot
 from transcription import SAMPLE_RATE, Drafter, Segment, VisitContext, Word, read_audio
@@ -116,7 +125,7 @@ async def draft_visit_note(app: web.Application, visit_id: int) -> None:
     context, segments = await rt.db.read(_context_and_segments, visit_id)
     drafter = app[DRAFTER]
     draft = await drafter.draft(context, segments)
-    note = await rt.db.write(notes.file_note, visit_id, drafter.name, draft.to_dict(), rt.clock())
+    note = await rt.db.write(notes.file_note, visit_id, drafter.name, draft.to_body(), rt.clock())
     if note is not None:
         log.info("note drafted", extra={"visit_id": visit_id, "note_id": note.id, "segments": len(segments)})
 
@@ -212,6 +221,14 @@ class HistoryOut(BaseModel):
     addenda: list[AddendumOut]
 
 
+class SectionsOut(BaseModel):
+    client_words: list[QuoteBody]
+    follow_up: FollowUpBody | None
+    observations: str | None
+    analysis: str | None
+    remarks: list[str]
+
+
 class NoteOut(BaseModel):
     id: int
     visit_id: int
@@ -220,12 +237,12 @@ class NoteOut(BaseModel):
     version: int
     generated: bool
     drafter: str
-    header: dict[str, Any]
-    summary: Any
-    sections: dict[str, Any]
-    action_items: list[Any]
-    risk_flags: list[Any]
-    transcript: list[Any]
+    header: HeaderBody
+    summary: SummaryBody
+    sections: SectionsOut
+    action_items: list[ActionItemBody]
+    risk_flags: list[RiskFlagBody]
+    transcript: list[QuoteBody]
     signed_at: datetime | None
     reviewed_at: datetime | None
     review_comment: str | None
@@ -276,7 +293,7 @@ def history_out(s: Session, note_id: int) -> HistoryOut:
 
 
 def note_out(note: Note, addenda: list[AddendumOut] | None = None) -> NoteOut:
-    body = json.loads(note.body)
+    body = notes.body_of(note)
     assert note.id is not None
     return NoteOut(
         addenda=addenda or [],
@@ -286,16 +303,20 @@ def note_out(note: Note, addenda: list[AddendumOut] | None = None) -> NoteOut:
         case_id=note.case_id,
         status=note.status,
         version=note.version,
-        generated=bool(body.get("generated", True)),
+        generated=body.generated,
         drafter=note.drafter,
-        header=body.get("header", {}),
-        summary=body.get("summary"),
-        sections={
-            k: body.get(k) for k in ("client_words", "follow_up", "observations", "analysis", "remarks")
-        },
-        action_items=body.get("action_items", []),
-        risk_flags=body.get("risk_flags", []),
-        transcript=body.get("transcript", []),
+        header=body.header,
+        summary=body.summary,
+        sections=SectionsOut(
+            client_words=body.client_words,
+            follow_up=body.follow_up,
+            observations=body.observations,
+            analysis=body.analysis,
+            remarks=body.remarks,
+        ),
+        action_items=body.action_items,
+        risk_flags=body.risk_flags,
+        transcript=body.transcript,
         signed_at=note.signed_at,
         reviewed_at=note.reviewed_at,
         review_comment=note.review_comment,
@@ -304,14 +325,12 @@ def note_out(note: Note, addenda: list[AddendumOut] | None = None) -> NoteOut:
     )
 
 
-class NotePatch(S.In):
+class NotePatch(S.In, NoteEdit):
     version: Annotated[int, Field(ge=1, le=2**31 - 1, description="The version you edited (from GET)")]
-    summary: Any = None
-    observations: Annotated[str, StringConstraints(max_length=20_000)] | None = None
-    analysis: Annotated[str, StringConstraints(max_length=20_000)] | None = None
-    action_items: list[Any] | None = None
-    risk_flags: list[Any] | None = None
-    follow_up: Any = None
+
+    def edit(self) -> NoteEdit:
+        """Return the sections this patch changes (those it names)."""
+        return NoteEdit.model_validate({k: getattr(self, k) for k in self.model_fields_set - {"version"}})
 
 
 class ReviewIn(S.In):
@@ -349,11 +368,11 @@ async def get_note(call: Call) -> web.StreamResponse:
 )
 async def patch_note(call: Call) -> web.StreamResponse:
     body: NotePatch = call.body
-    changes = body.model_dump(exclude={"version"}, exclude_unset=True)
+    edit = body.edit()
     note = await call.rt.db.write(
-        notes.update_note, call.actor, call.path["note_id"], changes, body.version, call.rt.clock()
+        notes.update_note, call.actor, call.path["note_id"], edit, body.version, call.rt.clock()
     )
-    if "risk_flags" in changes:
+    if "risk_flags" in edit.sections():
         await notify_team(call.request.app, note.worker_id, "risk")
     return json_response(note_out(note))
 
@@ -431,10 +450,8 @@ def note_rows(s: Session, actor: Actor, statuses: tuple[str, ...], limit: int) -
     workers = user_names(s, {n.worker_id for n in found})
     rows = []
     for n in found:
-        body = json.loads(n.body)
-        confirmed = [
-            f for f in body.get("risk_flags") or [] if isinstance(f, dict) and f.get("status") == "confirmed"
-        ]
+        body = notes.body_of(n)
+        confirmed = body.confirmed_flags()
         rows.append(
             NoteRowOut(
                 id=n.id or 0,
@@ -444,9 +461,9 @@ def note_rows(s: Session, actor: Actor, statuses: tuple[str, ...], limit: int) -
                 worker_name=workers.get(n.worker_id, ""),
                 client_name=clients.get(n.case_id, ""),
                 status=n.status,
-                date=str(body.get("header", {}).get("date", "")),
-                confirmed_flags=[str(f.get("category")) for f in confirmed],
-                confirmed_labels=[str(f.get("label") or f.get("category")) for f in confirmed],
+                date=body.header.date,
+                confirmed_flags=[f.category for f in confirmed],
+                confirmed_labels=[f.label or f.category for f in confirmed],
                 signed_at=n.signed_at,
                 reviewed_at=n.reviewed_at,
             )
@@ -520,10 +537,10 @@ async def add_addendum(call: Call) -> web.StreamResponse:
 
 def suggest_follow_up(s: Session, actor: Actor, note: Note, now: datetime) -> Slot | None:
     """The free slot of the worker's office hours nearest to the follow-up the visit mentioned."""
-    follow_up = json.loads(note.body).get("follow_up")
-    raw = follow_up.get("start") if isinstance(follow_up, dict) else None
-    if not isinstance(raw, str):
+    follow_up = notes.body_of(note).follow_up
+    if follow_up is None:
         return None
+    raw = follow_up.start
     worker = s.get(User, note.worker_id)
     zone = ZoneInfo(worker.timezone if worker is not None else "UTC")
     try:
@@ -553,12 +570,11 @@ def follow_up_view(s: Session, actor: Actor, note: Note, rt: Runtime) -> FollowU
         visit = s.exec(select(Visit).where(Visit.booking_id == booking.id)).first()
         zone = zone_of(s, note.worker_id)
         return FollowUpOut(suggested=None, when_text=None, booking=booking_out(booking, visit, zone, rt))
-    body = json.loads(note.body)
-    follow_up = body.get("follow_up") if isinstance(body.get("follow_up"), dict) else None
+    follow_up = notes.body_of(note).follow_up
     slot = suggest_follow_up(s, actor, note, rt.clock())
     return FollowUpOut(
         suggested=slot_out(slot) if slot is not None else None,
-        when_text=str(follow_up.get("when_text") or "") if follow_up else None,
+        when_text=follow_up.when_text if follow_up else None,
         booking=None,
     )
 

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from caserecord.note_body import NoteBody
 from tests.transcription.audio import CLIENT, SCRIPT, WORKER, Visit
 from transcription import (
     DeterministicDrafter,
@@ -200,7 +201,7 @@ def test_summary_and_quotes_are_sentences_that_were_said(segments: list[Segment]
         re.fullmatch(r"(Okay|Yes|Bye)\W.*", q.text) and len(q.text.split()) < 5 for q in note.summary
     )
     assert note.generated
-    assert note.to_dict()["summary"]["generated"] is True
+    assert note.to_body().summary.generated is True
 
 
 def test_the_transcript_is_one_timeline() -> None:
@@ -240,13 +241,13 @@ def test_no_consent_uses_nothing_that_was_said() -> None:
     assert note.transcript == () and note.risk_flags == () and note.action_items == () and note.summary == ()
     assert note.follow_up is None
     assert note.remarks == ("No transcript: the visit was not recorded.",)
-    data = note.to_dict()
+    data = note.to_body().model_dump(mode="json")
     assert data["header"]["consent"] is False
     assert data["transcript"] == []
 
 
-def test_to_dict_is_json_with_links_to_moments() -> None:
-    data = json.loads(json.dumps(draft_note(context(), HOUSING).to_dict()))
+def test_the_body_is_json_with_links_to_moments() -> None:
+    data = json.loads(draft_note(context(), HOUSING).to_body().model_dump_json())
     assert data["generated"] is True
     assert data["drafter"] == "lastmile-extractive"
     assert data["header"]["start"] == "2026-03-02T09:30:00-05:00"
@@ -372,4 +373,4 @@ def test_any_transcript_gives_a_grounded_note(
     assert all(q.text in said for q in [*note.summary, *note.client_words])
     shuffle.shuffle(segments)
     assert draft_note(context(), segments) == note
-    json.dumps(note.to_dict())
+    NoteBody.model_validate_json(note.to_body().model_dump_json())
