@@ -27,7 +27,8 @@ import aiosmtplib
 
 from caserecord.models import Booking
 from scheduler import ical, texts
-from scheduler.outbox import CANCELLED, INVITATION, RESCHEDULED, MessageContext
+from scheduler.delivery import MessageContext
+from scheduler.outbox import CANCELLED, INVITATION, RESCHEDULED
 
 ICS_KINDS = (INVITATION, RESCHEDULED, CANCELLED)
 

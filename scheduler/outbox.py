@@ -5,15 +5,7 @@ most once (invitation, cancelled, no-show), and ``b<booking>:<kind>:<channel>:s<
 the kinds that depend on the booking's time (reminders, rescheduled). A reschedule raises the
 booking's SEQUENCE, withdraws the pending time-dependent rows of older sequences and adds new
 ones, so the new time gets its own reminders while nothing already sent is sent again.
-
-Claims. The sender moves due rows from ``pending`` to ``sending`` a batch at a time, with one
-conditional UPDATE (``WHERE id IN (...) AND state = 'pending'``) that gives them one claim token:
-of any number of senders exactly one moves each row. Only the holder of the claim token may
-then mark it sent, failed or pending again. A message that waited after its claim is checked
-again just before it leaves, so a booking cancelled meanwhile still stops it. A claim older
-than `LEASE` (the process died mid-send) goes back to pending: a crash inside the few seconds
-of an SMTP or HTTP call may repeat that one message (with the same Message-ID), but never
-loses it.
+How the sender claims and records rows is in :mod:`scheduler.delivery`.
 """
 
 from __future__ import annotations
@@ -23,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from caserecord import audit, visit_status
@@ -53,8 +45,6 @@ NO_SHOW_WORKER = "no_show_worker"
 REMINDER_PREFIX = "reminder_"
 EMAIL = "email"
 SMS = "sms"
-LEASE = timedelta(minutes=10)
-MAX_BACKOFF = timedelta(hours=1)
 LINK_TTL = timedelta(hours=24)  # the client's page works this long after the visit's end
 NO_SHOW_LINK_TTL = timedelta(days=7)
 NO_SHOW_LOOKBACK = timedelta(days=1)  # visits older than this are not marked any more
@@ -152,7 +142,7 @@ def _add(
     return row
 
 
-def _withdraw(row: OutboxMessage, now: datetime, why: str) -> None:
+def withdraw(row: OutboxMessage, now: datetime, why: str) -> None:
     row.state = OUTBOX_WITHDRAWN
     row.last_error = why
     row.updated_at = now
@@ -207,7 +197,7 @@ def on_rescheduled(
         if row.kind == INVITATION:
             pending_invites.add(row.channel)
         elif is_time_dependent(row.kind) and row.sequence < booking.sequence:
-            _withdraw(row, now, f"superseded by the reschedule to sequence {booking.sequence}")
+            withdraw(row, now, f"superseded by the reschedule to sequence {booking.sequence}")
             s.add(row)
     channels = _channels(s, _client_of(s, booking))
     for channel, recipient in channels:
@@ -224,7 +214,7 @@ def on_cancelled(s: Session, booking: Booking, now: datetime) -> None:
     told: set[str] = set()
     for row in _messages(s, booking.id):
         if row.state == OUTBOX_PENDING:
-            _withdraw(row, now, "booking cancelled")
+            withdraw(row, now, "booking cancelled")
             s.add(row)
         elif row.state in (OUTBOX_SENT, OUTBOX_SENDING, OUTBOX_FAILED) and row.audience == "client":
             told.add(row.channel)
@@ -283,295 +273,6 @@ def detect_no_shows(s: Session, now: datetime, after: timedelta) -> list[int]:
 # --- the sender's side ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class MessageContext:
-    """A claimed message and everything needed to write it."""
-
-    message: OutboxMessage
-    booking: Booking
-    client_name: str
-    client_email: str | None
-    language: str
-    worker_name: str
-    timezone: str
-    join_url: str | None
-    page_url: str | None
-    kiosk_code: str | None
-    claim_token: str
-
-
-def requeue_stale(s: Session, now: datetime) -> int:
-    """Put back claims older than LEASE (their process died mid-send); return how many."""
-    result = s.execute(
-        update(OutboxMessage)
-        .where(col(OutboxMessage.state) == OUTBOX_SENDING, col(OutboxMessage.claimed_at) < now - LEASE)
-        .values(state=OUTBOX_PENDING, claim_token=None, last_error="interrupted while sending; retried")
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def due_ids(s: Session, now: datetime, limit: int = 200) -> list[int]:
-    """Return ids of pending messages due by `now`, oldest due first."""
-    q = (
-        select(OutboxMessage.id)
-        .where(OutboxMessage.state == OUTBOX_PENDING, col(OutboxMessage.due_at) <= now)
-        .order_by(col(OutboxMessage.due_at), col(OutboxMessage.id))
-        .limit(limit)
-    )
-    return [i for i in s.exec(q) if i is not None]
-
-
-def next_due(s: Session) -> datetime | None:
-    """Return when the next pending message is due."""
-    due: datetime | None = s.exec(
-        select(func.min(OutboxMessage.due_at)).where(OutboxMessage.state == OUTBOX_PENDING)
-    ).first()
-    return due
-
-
-def _stale_reason(row: OutboxMessage, booking: Booking, opted_out: bool) -> str | None:
-    if is_time_dependent(row.kind) and (booking.status != BOOKING_ACTIVE or booking.sequence != row.sequence):
-        return "the booking changed before this was sent"
-    if row.kind in (INVITATION, RESCHEDULED) and booking.status != BOOKING_ACTIVE:
-        return "booking cancelled"
-    if row.channel == SMS and opted_out:
-        return "the number answered STOP"
-    return None
-
-
-def _claim_rows(s: Session, ids: Sequence[int], now: datetime) -> tuple[str, list[OutboxMessage]]:
-    """Move the rows of `ids` still pending and due to sending under one new token; return them."""
-    token = secrets.token_hex(16)
-    result = s.execute(
-        update(OutboxMessage)
-        .where(
-            col(OutboxMessage.id).in_(ids),
-            col(OutboxMessage.state) == OUTBOX_PENDING,
-            col(OutboxMessage.due_at) <= now,
-        )
-        .values(
-            state=OUTBOX_SENDING,
-            claim_token=token,
-            claimed_at=now,
-            attempts=OutboxMessage.attempts + 1,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        return token, []
-    rows = s.exec(
-        select(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(ids), OutboxMessage.claim_token == token)
-        .order_by(col(OutboxMessage.due_at), col(OutboxMessage.id))
-        .execution_options(populate_existing=True)
-    ).all()
-    return token, list(rows)
-
-
-def _contexts(
-    s: Session, rows: Sequence[OutboxMessage], token: str, now: datetime, base_url: str
-) -> list[MessageContext]:
-    """Load what the claimed `rows` need, in a few queries; withdraw those that no longer apply."""
-    booking_ids = {r.booking_id for r in rows}
-    bookings = {b.id: b for b in s.exec(select(Booking).where(col(Booking.id).in_(booking_ids)))}
-    case_ids = {b.case_id for b in bookings.values()}
-    clients = {
-        case_id: client
-        for case_id, client in s.exec(
-            select(Case.id, Client)
-            .join(Client, col(Client.id) == col(Case.client_id))
-            .where(col(Case.id).in_(case_ids))
-        )
-    }
-    worker_ids = {b.worker_id for b in bookings.values()}
-    workers = {u.id: u for u in s.exec(select(User).where(col(User.id).in_(worker_ids)))}
-    visits = {v.booking_id: v for v in s.exec(select(Visit).where(col(Visit.booking_id).in_(booking_ids)))}
-    links = {
-        k.booking_id: k for k in s.exec(select(ClientLink).where(col(ClientLink.booking_id).in_(booking_ids)))
-    }
-    phones = {r.recipient for r in rows if r.channel == SMS}
-    opted = set(s.exec(select(SmsOptOut.phone).where(col(SmsOptOut.phone).in_(phones)))) if phones else set()
-    out: list[MessageContext] = []
-    for row in rows:
-        booking = bookings[row.booking_id]
-        why = _stale_reason(row, booking, row.recipient in opted)
-        if why is not None:
-            _withdraw(row, now, why)
-            row.claim_token = None
-            s.add(row)
-            continue
-        client = clients[booking.case_id]
-        worker = workers[booking.worker_id]
-        visit = visits.get(row.booking_id)
-        link = links.get(row.booking_id)
-        live = booking.status == BOOKING_ACTIVE and visit is not None
-        out.append(
-            MessageContext(
-                message=row,
-                booking=booking,
-                client_name=client.name,
-                client_email=client.email,
-                language=client.language,
-                worker_name=worker.name,
-                timezone=worker.timezone,
-                join_url=f"{base_url}/j/{visit.join_token}" if live and visit is not None else None,
-                page_url=f"{base_url}/c/{link.token}" if link is not None else None,
-                kiosk_code=visit.kiosk_code if live and visit is not None else None,
-                claim_token=token,
-            )
-        )
-    s.flush()
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """What one claim transaction took: the messages to send, and how many rows it moved."""
-
-    contexts: list[MessageContext]
-    rows: int
-
-
-def claim_due(s: Session, now: datetime, base_url: str, limit: int) -> Claimed:
-    """Claim up to `limit` due messages in one transaction, oldest due first.
-
-    Rows another sender holds are skipped (PostgreSQL: SKIP LOCKED); the conditional UPDATE
-    still decides, so a row is claimed by exactly one sender. Rows that no longer apply
-    (booking cancelled or moved, number opted out) are withdrawn here and not returned.
-    """
-    q = (
-        select(OutboxMessage.id)
-        .where(OutboxMessage.state == OUTBOX_PENDING, col(OutboxMessage.due_at) <= now)
-        .order_by(col(OutboxMessage.due_at), col(OutboxMessage.id))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    ids = [i for i in s.exec(q) if i is not None]
-    if not ids:
-        return Claimed([], 0)
-    token, rows = _claim_rows(s, ids, now)
-    if not rows:
-        return Claimed([], 0)
-    return Claimed(_contexts(s, rows, token, now, base_url), len(rows))
-
-
-def claim(s: Session, message_id: int, now: datetime, base_url: str) -> MessageContext | None:
-    """Claim one due message for sending; None if another sender has it or it no longer applies."""
-    token, rows = _claim_rows(s, [message_id], now)
-    found = _contexts(s, rows, token, now, base_url) if rows else []
-    return found[0] if found else None
-
-
-def still_ours(s: Session, message_id: int, token: str, now: datetime) -> bool:
-    """Check, just before sending a message claimed a while ago, that it still holds and applies.
-
-    A booking cancelled or moved since the claim withdraws the message here, so it does not go.
-    """
-    row = _owned(s, message_id, token)
-    if row is None:
-        return False
-    booking = s.get(Booking, row.booking_id)
-    assert booking is not None
-    why = _stale_reason(row, booking, row.channel == SMS and is_opted_out(s, row.recipient))
-    if why is None:
-        return True
-    _withdraw(row, now, why)
-    row.claim_token = None
-    s.add(row)
-    return False
-
-
-def _owned(s: Session, message_id: int, token: str) -> OutboxMessage | None:
-    row = s.get(OutboxMessage, message_id)
-    if row is None or row.state != OUTBOX_SENDING or row.claim_token != token:
-        return None
-    return row
-
-
-def mark_sent(s: Session, message_id: int, token: str, now: datetime) -> bool:
-    """Record that the claimed message left; False if the claim was lost meanwhile."""
-    return mark_sent_many(s, [(message_id, token)], now) == 1
-
-
-def mark_sent_many(s: Session, claims: Sequence[tuple[int, str]], now: datetime) -> int:
-    """Record that the claimed messages left (one UPDATE per claim token); return how many held."""
-    by_token: dict[str, list[int]] = {}
-    for message_id, token in claims:
-        by_token.setdefault(token, []).append(message_id)
-    marked = 0
-    for token, ids in by_token.items():
-        result = s.execute(
-            update(OutboxMessage)
-            .where(
-                col(OutboxMessage.id).in_(ids),
-                col(OutboxMessage.state) == OUTBOX_SENDING,
-                col(OutboxMessage.claim_token) == token,
-            )
-            .values(state=OUTBOX_SENT, sent_at=now, updated_at=now, last_error=None)
-            .execution_options(synchronize_session=False)
-        )
-        marked += int(result.rowcount or 0)  # type: ignore[attr-defined]
-    return marked
-
-
-def mark_failed(
-    s: Session, message_id: int, token: str, now: datetime, error: str, max_attempts: int, retry: timedelta
-) -> str | None:
-    """Record a failed attempt: pending again after a backoff, or failed for good; return the state."""
-    row = _owned(s, message_id, token)
-    if row is None:
-        return None
-    row.last_error = error[:2000]
-    row.updated_at = now
-    row.claim_token = None
-    if row.attempts >= max_attempts:
-        row.state = OUTBOX_FAILED
-    else:
-        row.state = OUTBOX_PENDING
-        row.due_at = now + min(retry * (2 ** (row.attempts - 1)), MAX_BACKOFF)
-    s.add(row)
-    return row.state
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How sending one claimed message went, for `mark_results`."""
-
-    message_id: int
-    token: str
-    error: str = ""  # empty: sent
-    permanent: bool = False
-
-
-def mark_results(
-    s: Session, outcomes: Sequence[Outcome], now: datetime, max_attempts: int, retry: timedelta
-) -> dict[int, str | None]:
-    """Record a batch of outcomes in one transaction; return each message's new state (None: claim lost)."""
-    states: dict[int, str | None] = {}
-    sent = [o for o in outcomes if not o.error]
-    if sent:
-        by_token: dict[str, list[int]] = {}
-        for o in sent:
-            by_token.setdefault(o.token, []).append(o.message_id)
-        for token, ids in by_token.items():
-            held = s.exec(
-                select(OutboxMessage.id).where(
-                    col(OutboxMessage.id).in_(ids),
-                    OutboxMessage.state == OUTBOX_SENDING,
-                    OutboxMessage.claim_token == token,
-                )
-            ).all()
-            mark_sent_many(s, [(i, token) for i in held if i is not None], now)
-            states.update({i: (OUTBOX_SENT if i in held else None) for i in ids})
-    for o in outcomes:
-        if o.error:
-            states[o.message_id] = mark_failed(
-                s, o.message_id, o.token, now, o.error, 0 if o.permanent else max_attempts, retry
-            )
-    return states
-
-
 def list_messages(s: Session, states: Sequence[str], limit: int = 500) -> list[OutboxMessage]:
     """Return messages in `states`, soonest due first, for the admin page."""
     q = (
@@ -627,7 +328,7 @@ def opt_out(s: Session, phone: str, now: datetime) -> bool:
             OutboxMessage.state == OUTBOX_PENDING,
         )
     ):
-        _withdraw(row, now, "the number answered STOP")
+        withdraw(row, now, "the number answered STOP")
         s.add(row)
     s.flush()
     return True

@@ -29,8 +29,9 @@ from sqlalchemy.engine import Connection
 
 from caserecord.db import Database
 from caserecord.models import OUTBOX_FAILED
-from scheduler import mail, outbox, sms
-from scheduler.outbox import EMAIL, MessageContext
+from scheduler import delivery, mail, outbox, sms
+from scheduler.delivery import MessageContext
+from scheduler.outbox import EMAIL
 
 log = logging.getLogger(__name__)
 WAKE_JOB = "outbox-wake"
@@ -48,7 +49,7 @@ class _Claimed:
 
 @dataclass(frozen=True, slots=True)
 class _Sent:
-    outcome: outbox.Outcome | None  # None: withdrawn or lost before it was sent
+    outcome: delivery.Outcome | None  # None: withdrawn or lost before it was sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +107,7 @@ class Sender:
             report: Counter[str] = Counter()
             if self._stopped:
                 return report
-            requeued = await self.db.write(outbox.requeue_stale, now)
+            requeued = await self.db.write(delivery.requeue_stale, now)
             if requeued:
                 log.warning("outbox claims expired; messages retried", extra={"count": requeued})
             if self.config.no_show_after is not None:
@@ -139,7 +140,7 @@ class Sender:
         withdrawn = 0
         limit = max(self.config.batch, 1)
         while not self._stopped:
-            claimed = await self.db.write(outbox.claim_due, now, self.config.base_url, limit)
+            claimed = await self.db.write(delivery.claim_due, now, self.config.base_url, limit)
             withdrawn += claimed.rows - len(claimed.contexts)
             at = time.monotonic()
             for ctx in claimed.contexts:
@@ -164,7 +165,7 @@ class Sender:
         assert message_id is not None
         # One that waited for a free worker is checked again: its booking may have changed meanwhile.
         if time.monotonic() - item.at > RECHECK_AFTER and not await self.db.write(
-            outbox.still_ours, message_id, ctx.claim_token, self.clock()
+            delivery.still_ours, message_id, ctx.claim_token, self.clock()
         ):
             return _Sent(None)
         error, permanent = "", False
@@ -178,7 +179,7 @@ class Sender:
         except Exception as exc:
             log.exception("sending an outbox message failed", extra={"message_id": message_id})
             error = f"{type(exc).__name__}: {exc}"
-        return _Sent(outbox.Outcome(message_id, ctx.claim_token, error, permanent))
+        return _Sent(delivery.Outcome(message_id, ctx.claim_token, error, permanent))
 
     async def _record(self, done: asyncio.Queue[_Sent | None], report: Counter[str]) -> None:
         """Write outcomes as they come, all that have queued up since the last write in one go."""
@@ -203,7 +204,7 @@ class Sender:
             if not outcomes:
                 continue
             states = await self.db.write(
-                outbox.mark_results, outcomes, self.clock(), self.config.max_attempts, self.config.retry
+                delivery.mark_results, outcomes, self.clock(), self.config.max_attempts, self.config.retry
             )
             for o in outcomes:
                 state = states.get(o.message_id)
@@ -289,7 +290,7 @@ class Sender:
         """Wake at the next due time, if that is before the next poll."""
         if self._scheduler is None:
             return
-        due = await self.db.read(outbox.next_due)
+        due = await self.db.read(delivery.next_due)
         if due is None:
             return
         delay = max((due - self.clock()).total_seconds(), 0.0)

@@ -22,8 +22,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import aiohttp
 
 from scheduler import texts
+from scheduler.delivery import MessageContext
 from scheduler.mail import SendError
-from scheduler.outbox import MessageContext
 
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "PARAR", "ALTO"})
 START_WORDS = frozenset({"START", "UNSTOP", "YES"})

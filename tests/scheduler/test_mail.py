@@ -18,7 +18,7 @@ from aiosmtpd.smtp import Session as SmtpSession
 from caserecord.db import Database
 from caserecord.models import Booking, OutboxMessage
 from scheduler import mail
-from scheduler.outbox import MessageContext
+from scheduler.delivery import MessageContext
 from tests.conftest import AppMaker, Clock, Staff
 from tests.helpers import ok
 from tests.scheduler.mailbox import Recorder, booked, calendar_part, free_port, smtp_sink, subject, text_part

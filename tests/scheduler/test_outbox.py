@@ -11,7 +11,7 @@ from pathlib import Path
 
 from caserecord.db import Database
 from caserecord.models import OutboxMessage
-from scheduler import outbox
+from scheduler import delivery, outbox
 from tests.conftest import AppMaker, Clock, Staff
 from tests.helpers import ok
 from tests.scheduler.mailbox import booked, hanging_smtp, outbox_rows, smtp_sink, subject
@@ -129,12 +129,12 @@ async def test_a_claim_whose_process_died_is_sent_after_its_lease(
             r for r in outbox_rows(database, booking["id"]) if r.key.endswith("invitation:email")
         )
         assert email_row.id is not None
-        ctx = await database.write(outbox.claim, email_row.id, clock.now, "http://lastmile.test")
+        ctx = await database.write(delivery.claim, email_row.id, clock.now, "http://lastmile.test")
         assert ctx is not None  # ...and the process dies before sending
         sender = client.app[SENDER]
         await sender.run_due(clock.now)
         assert mailbox.messages == []
-        clock.advance(seconds=outbox.LEASE.total_seconds() + 1)
+        clock.advance(seconds=delivery.LEASE.total_seconds() + 1)
         await sender.run_due(clock.now)
         await sender.run_due(clock.now)
         assert len(mailbox.messages) == 1
@@ -305,22 +305,22 @@ async def test_a_message_whose_booking_is_cancelled_after_its_claim_does_not_lea
     assert staff.worker.id is not None
     client = await make_client(outbox_sender=False, data_dir=tmp_path)
     headers, booking = await booked(client, staff.worker.id, staff.worker.email)
-    claimed = await database.write(outbox.claim_due, clock.now, "http://lastmile.test", 10)
+    claimed = await database.write(delivery.claim_due, clock.now, "http://lastmile.test", 10)
     # Both invitations (e-mail and SMS) in one claim, under one token.
     assert claimed.rows == 2 and len({c.claim_token for c in claimed.contexts}) == 1
-    again = await database.write(outbox.claim_due, clock.now, "http://lastmile.test", 10)
+    again = await database.write(delivery.claim_due, clock.now, "http://lastmile.test", 10)
     assert again.rows == 0  # a second sender finds nothing to take
     await ok(await client.post(f"/api/bookings/{booking['id']}/cancel", json={}, headers=headers))
     by_channel = {c.message.channel: c for c in claimed.contexts}
     mail_id, sms_id = by_channel["email"].message.id, by_channel["sms"].message.id
     assert mail_id is not None and sms_id is not None
     # Checked just before it leaves: the e-mail is withdrawn instead of sent.
-    assert not await database.write(outbox.still_ours, mail_id, by_channel["email"].claim_token, clock.now)
+    assert not await database.write(delivery.still_ours, mail_id, by_channel["email"].claim_token, clock.now)
     rows = states(outbox_rows(database, booking["id"]))
     assert rows["invitation:email"] == "withdrawn" and rows["reminder_24h:email:s0"] == "withdrawn"
     # The SMS had left before the cancel: it is marked sent, and the e-mail cannot be any more.
-    outcomes = [outbox.Outcome(sms_id, by_channel["sms"].claim_token), outbox.Outcome(mail_id, "stolen")]
-    marked = await database.write(outbox.mark_results, outcomes, clock.now, 5, timedelta(minutes=1))
+    outcomes = [delivery.Outcome(sms_id, by_channel["sms"].claim_token), delivery.Outcome(mail_id, "stolen")]
+    marked = await database.write(delivery.mark_results, outcomes, clock.now, 5, timedelta(minutes=1))
     assert marked == {sms_id: "sent", mail_id: None}
 
 

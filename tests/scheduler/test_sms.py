@@ -87,7 +87,7 @@ async def test_without_a_provider_texts_land_in_the_file_outbox(
 
 def test_a_long_text_is_shortened_but_keeps_its_link() -> None:
     from caserecord.models import Booking, OutboxMessage
-    from scheduler.outbox import MessageContext
+    from scheduler.delivery import MessageContext
 
     booking = Booking(
         id=1,
