@@ -54,7 +54,7 @@ from caserecord.audit import Actor
 from caserecord.cases import create_case
 from caserecord.db import Database, make_engine, migrate
 from caserecord.models import User
-from scheduler import service
+from scheduler import blocks, bookings, hours
 from tests.e2e.helpers import CHROMIUM_ARGS  # the e2e tests' launch arguments
 from tests.visits.audio_fixtures import make_speech_wav
 from web.app import create_app
@@ -216,7 +216,7 @@ def _seed(database_url: str, visits: int) -> list[Booked]:
     """
     db = Database(make_engine(database_url), threads=1)
     migrate(db.engine)
-    early = service.JoinPolicy(early=timedelta(hours=12))
+    early = bookings.JoinPolicy(early=timedelta(hours=12))
     booked: list[Booked] = []
     with db.session(write=True) as s:
         worker = User(
@@ -232,11 +232,11 @@ def _seed(database_url: str, visits: int) -> list[Booked]:
         assert worker.id is not None
         actor = Actor(worker.id, "worker")
         end_minutes = 9 * 60 + 30 + 10 * visits
-        service.create_block(
+        blocks.create_block(
             s,
             actor,
             worker.id,
-            service.BlockSpec(
+            hours.BlockSpec(
                 weekdays=("MO",),
                 start_time=clock_time(9, 30),
                 end_time=clock_time(end_minutes // 60, end_minutes % 60),
@@ -246,12 +246,12 @@ def _seed(database_url: str, visits: int) -> list[Booked]:
                 starts_on=NOW.date(),
             ),
         )
-        _, slots = service.worker_slots(s, actor, worker.id, NOW.date(), NOW.date(), NOW)
+        _, slots = hours.worker_slots(s, actor, worker.id, NOW.date(), NOW.date(), NOW)
         free = [slot for slot in slots if slot.available]
         for i, slot in enumerate(free[:visits]):
             case, _ = create_case(s, actor, worker_id=worker.id, client_name=f"Client {i + 1}")
             assert case.id is not None
-            _, visit = service.book(s, actor, worker.id, case.id, slot.start, NOW, early)
+            _, visit = bookings.book(s, actor, worker.id, case.id, slot.start, NOW, early)
             assert visit.id is not None
             booked.append(Booked(visit.id, visit.join_token))
     db.close()

@@ -3,7 +3,7 @@
 A real case record (SQLite in a temporary folder, and a fresh PostgreSQL schema when
 LASTMILE_BENCH_DATABASE_URL is set) is seeded through the app's own functions: workers with
 office hours, one case per client (e-mail only), and bookings made with
-`scheduler.service.book` at a fixed clock five minutes before the due instant D, at D + 10 min,
+`scheduler.bookings.book` at a fixed clock five minutes before the due instant D, at D + 10 min,
 D + 1 h and D + 24 h, so each booking's reminder_10m, reminder_1h or reminder_24h row is due at
 exactly D (its other reminders are already past, so not written, or due later). The
 invitations those bookings queued are sent first, at booking time, by the same sender (this
@@ -61,7 +61,7 @@ from caserecord.audit import Actor
 from caserecord.cases import create_case
 from caserecord.db import Database, make_engine
 from caserecord.models import OUTBOX_FAILED, OUTBOX_PENDING, OUTBOX_SENDING, OUTBOX_SENT, User
-from scheduler import mail, outbox, service
+from scheduler import blocks, bookings, hours, mail, outbox
 from web.admin_pages import SENDER
 from web.app import create_app
 from web.settings import Settings
@@ -260,7 +260,7 @@ def _settings(tmp: Path, url: str, port: int) -> Settings:
 def _seed(db: Database, settings: Settings, messages: int) -> str:
     """Add workers, cases and bookings whose reminders (e-mail only) fall due at DUE."""
     reminders = outbox.parse_reminders(settings.reminder_minutes)
-    join = service.JoinPolicy(
+    join = bookings.JoinPolicy(
         early=timedelta(minutes=settings.join_early_minutes),
         grace=timedelta(minutes=settings.join_grace_minutes),
         reminders=reminders,
@@ -286,7 +286,7 @@ def _seed(db: Database, settings: Settings, messages: int) -> str:
         s.add_all(users)
         s.flush()
         worker_ids = [u.id for u in users if u.id is not None]
-    spec = service.BlockSpec(
+    spec = hours.BlockSpec(
         weekdays=("MO", "TU", "WE", "TH", "FR", "SA", "SU"),
         start_time=clock_time(8, 0),
         end_time=clock_time(18, 0),
@@ -300,7 +300,7 @@ def _seed(db: Database, settings: Settings, messages: int) -> str:
     started = time.perf_counter()
     for n, worker_id in enumerate(worker_ids):
         with db.session(write=True) as s:
-            service.create_block(s, actor, worker_id, spec)
+            blocks.create_block(s, actor, worker_id, spec)
             for before in reminders:
                 if made == messages:
                     break
@@ -313,7 +313,7 @@ def _seed(db: Database, settings: Settings, messages: int) -> str:
                 )
                 assert case.id is not None
                 # Booked for DUE + `before`: its reminder `before` the start is due at DUE.
-                service.book(s, actor, worker_id, case.id, DUE + before, BOOKED_AT, join)
+                bookings.book(s, actor, worker_id, case.id, DUE + before, BOOKED_AT, join)
                 made += 1
         if (n + 1) % 100 == 0 and n + 1 < len(worker_ids):
             say(f"    ... {n + 1}/{len(worker_ids)} workers booked, {time.perf_counter() - started:.1f} s")
@@ -558,7 +558,7 @@ def markdown(results: list[DatabaseResult]) -> list[str]:
         "app's own sender (`web.app.create_app` started without its scheduler, `LASTMILE_SMTP_URL` set,",
         "the app's clock fixed at D, one `Sender.run_due()`) to an aiosmtpd sink on 127.0.0.1 in its own",
         "process that only notes each message's arrival. The rows come from real bookings",
-        "(`scheduler.service.book` at D - 5 min for D + 10 min, D + 1 h and D + 24 h, so one",
+        "(`scheduler.bookings.book` at D - 5 min for D + 10 min, D + 1 h and D + 24 h, so one",
         "reminder_10m, reminder_1h or reminder_24h row each is due at D); the invitations they queued",
         "were sent first, by the same sender (its warm-up). The sender claims due rows",
         f"{batch} per write transaction (one conditional UPDATE, then booking, client, worker, visit and",

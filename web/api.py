@@ -11,9 +11,9 @@ from sqlmodel import Session, col, select
 
 from caserecord import access, accounts, cases
 from caserecord.audit import Actor
-from caserecord.errors import Invalid, NotFound
+from caserecord.errors import NotFound
 from caserecord.models import Booking, Client, OfficeHourBlock, OfficeHourException, User, Visit
-from scheduler import ical, service
+from scheduler import blocks, bookings, hours, ical
 from scheduler.mail import invite_event, sender_address
 from scheduler.rules import Slot
 from web import schemas as S
@@ -339,26 +339,8 @@ async def get_case(call: Call) -> web.StreamResponse:
     tag="office hours",
 )
 async def create_office_hours(call: Call) -> web.StreamResponse:
-    b: S.OfficeHoursIn = call.body
-    spec = service.BlockSpec(
-        weekdays=tuple(b.weekdays),
-        start_time=b.start_time.replace(tzinfo=None),
-        end_time=b.end_time.replace(tzinfo=None),
-        timezone=b.timezone,
-        slot_minutes=b.slot_minutes,
-        mode=b.mode,
-        starts_on=b.starts_on,
-        buffer_minutes=b.buffer_minutes,
-        until=b.until,
-        min_notice_minutes=b.min_notice_minutes,
-        max_days_ahead=b.max_days_ahead,
-        title=b.title,
-    )
-    if b.start_time.tzinfo is not None or b.end_time.tzinfo is not None:
-        raise Invalid("start_time and end_time are wall-clock times in `timezone`; give no offset")
-    if b.start_time.second or b.end_time.second or b.start_time.microsecond or b.end_time.microsecond:
-        raise Invalid("start_time and end_time are whole minutes, e.g. 09:00")
-    block = await call.rt.db.write(service.create_block, call.actor, call.path["worker_id"], spec)
+    spec: S.OfficeHoursIn = call.body
+    block = await call.rt.db.write(blocks.create_block, call.actor, call.path["worker_id"], spec)
     return json_response(block_out(block, []), 201)
 
 
@@ -372,7 +354,7 @@ async def create_office_hours(call: Call) -> web.StreamResponse:
     tag="office hours",
 )
 async def list_office_hours(call: Call) -> web.StreamResponse:
-    blocks = await call.rt.db.read(service.list_blocks, call.actor, call.path["worker_id"])
+    blocks = await call.rt.db.read(hours.list_blocks, call.actor, call.path["worker_id"])
     return json_response([block_out(b, e) for b, e in blocks])
 
 
@@ -389,7 +371,7 @@ async def list_office_hours(call: Call) -> web.StreamResponse:
 async def delete_office_hours(call: Call) -> web.StreamResponse:
     q: S.DeleteQuery = call.query
     await call.rt.db.write(
-        service.delete_block,
+        blocks.delete_block,
         call.actor,
         call.path["worker_id"],
         call.path["block_id"],
@@ -413,7 +395,7 @@ async def delete_office_hours(call: Call) -> web.StreamResponse:
 async def add_exception(call: Call) -> web.StreamResponse:
     b: S.ExceptionIn = call.body
     exc, hit = await call.rt.db.write(
-        service.add_exception,
+        blocks.add_exception,
         call.actor,
         call.path["worker_id"],
         call.path["block_id"],
@@ -445,7 +427,7 @@ async def add_exception(call: Call) -> web.StreamResponse:
 async def slots(call: Call) -> web.StreamResponse:
     q: S.SlotsQuery = call.query
     _, found = await call.rt.db.read(
-        service.worker_slots, call.actor, call.path["worker_id"], q.from_, q.to, call.rt.clock()
+        hours.worker_slots, call.actor, call.path["worker_id"], q.from_, q.to, call.rt.clock()
     )
     return json_response([slot_out(s) for s in found])
 
@@ -469,7 +451,7 @@ async def create_booking(call: Call) -> web.StreamResponse:
     rt = call.rt
 
     def run(s: Session) -> S.BookingOut:
-        booking, visit = service.book(
+        booking, visit = bookings.book(
             s, call.actor, b.worker_id, b.case_id, b.start, rt.clock(), rt.join_policy
         )
         return booking_out(booking, visit, zone_of(s, booking.worker_id), rt)
@@ -495,7 +477,7 @@ async def get_booking(call: Call) -> web.StreamResponse:
     rt = call.rt
 
     def run(s: Session) -> S.BookingOut:
-        booking, visit = service.get_booking(s, call.actor, call.path["booking_id"])
+        booking, visit = bookings.get_booking(s, call.actor, call.path["booking_id"])
         return booking_out(booking, visit, zone_of(s, booking.worker_id), rt)
 
     return json_response(await rt.db.write(run))
@@ -516,7 +498,7 @@ async def cancel_booking(call: Call) -> web.StreamResponse:
     reason = call.body.reason
 
     def run(s: Session) -> S.BookingOut:
-        booking, visit = service.cancel(s, call.actor, call.path["booking_id"], reason, rt.clock())
+        booking, visit = bookings.cancel(s, call.actor, call.path["booking_id"], reason, rt.clock())
         return booking_out(booking, visit, zone_of(s, booking.worker_id), rt)
 
     return json_response(await rt.db.write(run))
@@ -537,7 +519,7 @@ async def reschedule_booking(call: Call) -> web.StreamResponse:
     start = call.body.start
 
     def run(s: Session) -> S.BookingOut:
-        booking, visit = service.reschedule(
+        booking, visit = bookings.reschedule(
             s, call.actor, call.path["booking_id"], start, rt.clock(), rt.join_policy
         )
         return booking_out(booking, visit, zone_of(s, booking.worker_id), rt)
@@ -557,7 +539,7 @@ async def booking_invite(call: Call) -> web.StreamResponse:
     rt = call.rt
 
     def run(s: Session) -> bytes:
-        booking, _ = service.get_booking(s, call.actor, call.path["booking_id"])
+        booking, _ = bookings.get_booking(s, call.actor, call.path["booking_id"])
         return ical.invite_calendar(booking_event(s, booking, rt), rt.clock())
 
     body = await rt.db.write(run)
@@ -601,7 +583,7 @@ async def calendar_feed(request: web.Request) -> web.StreamResponse:
         user = s.exec(select(User).where(User.feed_token == token)).first() if found else None
         if user is None or not user.active or user.id is None:
             raise NotFound("no such calendar")
-        rules = service.load_rules(s, [user.id])
+        rules = hours.load_rules(s, [user.id])
         lo = now - timedelta(days=31)
         bookings = list(s.exec(select(Booking).where(Booking.worker_id == user.id, col(Booking.end_at) > lo)))
         events = [_feed_event(b, user) for b in bookings]

@@ -26,7 +26,7 @@ from caserecord.cases import normalize_phone
 from caserecord.errors import Conflict, Invalid, RecordError
 from caserecord.models import BOOKING_ACTIVE, Booking, Case, Client, ClientLink, User, Visit
 from caserecord.visit_status import LIVE, NO_SHOW
-from scheduler import outbox, service, sms, texts
+from scheduler import bookings, hours, outbox, sms, texts
 from scheduler.rules import compute_slots, find_slot
 from web.admin_pages import SENDER, install_admin_pages
 from web.pages import render
@@ -121,10 +121,10 @@ def _view(s: Session, token: str, now: datetime, rt: Runtime) -> ClientView:
     if can_change:
         first = now.astimezone(tz).date()
         last = first + timedelta(days=SLOT_DAYS)
-        rules = [r for r in service.load_rules(s, [booking.worker_id]) if r.mode == "booked"]
+        rules = [r for r in hours.load_rules(s, [booking.worker_id]) if r.mode == "booked"]
         lo = datetime.combine(first - timedelta(days=2), time(0), UTC)
         hi = datetime.combine(last + timedelta(days=2), time(0), UTC)
-        busy = [(b.start_at, b.end_at) for b in service.busy_intervals(s, [booking.worker_id], lo, hi)]
+        busy = [(b.start_at, b.end_at) for b in hours.busy_intervals(s, [booking.worker_id], lo, hi)]
         for slot in compute_slots(rules, busy, first, last, now):
             if slot.available and slot.start != booking.start_at:
                 slots.append(slot.start)
@@ -230,16 +230,16 @@ async def client_action(request: web.Request) -> web.StreamResponse:
             raise _Refused(w.too_late.format(hours=rt.settings.client_cutoff_hours))
         try:
             if action == "cancel":
-                service.cancel_booking(s, actor, booking, "cancelled by the client", now)
+                bookings.cancel_booking(s, actor, booking, "cancelled by the client", now)
                 return
             try:
                 start = datetime.fromisoformat(start_text)
             except ValueError as exc:
                 raise _Refused(w.choose_listed) from exc
-            found = find_slot(service.load_rules(s, [booking.worker_id]), start) if start.tzinfo else None
+            found = find_slot(hours.load_rules(s, [booking.worker_id]), start) if start.tzinfo else None
             if found is None or found[0].mode != "booked":
                 raise _Refused(w.choose_listed)
-            service.move(s, actor, booking, start, now, rt.join_policy, missed=missed)
+            bookings.move(s, actor, booking, start, now, rt.join_policy, missed=missed)
         except Conflict as exc:
             taken = "taken" in exc.detail
             raise _Refused(w.slot_taken if taken else w.not_changed.format(detail=exc.detail), 409) from exc

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from caserecord import accounts, cases, transcripts
 from caserecord.audit import Actor
 from caserecord.models import User, Visit, VisitParticipant
-from scheduler import service
+from scheduler import blocks, bookings, hours
 
 log = logging.getLogger(__name__)
 DEMO_PASSWORD = "lastmile-demo"  # noqa: S105 - documented demo-only password
@@ -58,12 +58,12 @@ def seed_demo(s: Session, now: datetime) -> bool:
     )
     assert admin.id is not None and worker.id is not None
     actor = Actor(admin.id, "admin")
-    today = now.astimezone(service.to_zone(DEMO_ZONE)).date()
-    service.create_block(
+    today = now.astimezone(hours.to_zone(DEMO_ZONE)).date()
+    blocks.create_block(
         s,
         actor,
         worker.id,
-        service.BlockSpec(
+        hours.BlockSpec(
             weekdays=("MO", "TU", "WE", "TH", "FR"),
             start_time=time(9),
             end_time=time(12),
@@ -76,11 +76,11 @@ def seed_demo(s: Session, now: datetime) -> bool:
             title="Benefits questions",
         ),
     )
-    service.create_block(
+    blocks.create_block(
         s,
         actor,
         worker.id,
-        service.BlockSpec(
+        hours.BlockSpec(
             weekdays=("TU", "TH"),
             start_time=time(14),
             end_time=time(16),
@@ -104,11 +104,11 @@ def seed_demo(s: Session, now: datetime) -> bool:
             title=title,
         )
         case_ids.append(case.id)
-    _, slots = service.worker_slots(s, actor, worker.id, today, today + timedelta(days=14), now)
+    _, slots = hours.worker_slots(s, actor, worker.id, today, today + timedelta(days=14), now)
     free = [sl for sl in slots if sl.available]
     for case_id, slot in zip(case_ids, free[1::5], strict=False):
         assert case_id is not None
-        service.book(s, actor, worker.id, case_id, slot.start, now)
+        bookings.book(s, actor, worker.id, case_id, slot.start, now)
     assert case_ids[1] is not None
     _past_visit(s, worker, case_ids[1], CLIENTS[1][0], now)
     log.info("demo agency seeded", extra={"worker_id": worker.id})
@@ -130,7 +130,7 @@ PAST_VISIT = (
 
 
 def _past_visit(s: Session, worker: User, case_id: int, client_name: str, now: datetime) -> None:
-    zone = service.to_zone(DEMO_ZONE)
+    zone = hours.to_zone(DEMO_ZONE)
     day = now.astimezone(zone).date() - timedelta(days=1)
     start = datetime.combine(day, time(10, 30), zone).astimezone(UTC)
     assert worker.id is not None

@@ -29,7 +29,7 @@ from caserecord.note_body import (
     RiskFlagBody,
     SummaryBody,
 )
-from scheduler import service
+from scheduler import bookings, hours
 from scheduler.rules import Slot
 from transcription import SAMPLE_RATE, Drafter, Segment, VisitContext, Word, read_audio
 from visits import lifecycle
@@ -551,7 +551,7 @@ def suggest_follow_up(s: Session, actor: Actor, note: Note, now: datetime) -> Sl
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=zone)
     first = max(day, now.astimezone(zone).date())
-    _, slots = service.worker_slots(s, actor, note.worker_id, first, first + timedelta(days=13), now)
+    _, slots = hours.worker_slots(s, actor, note.worker_id, first, first + timedelta(days=13), now)
     free = [x for x in slots if x.available and x.mode == "booked"]
     if at is not None:
         return next((x for x in free if x.start >= at), None)
@@ -609,7 +609,7 @@ def book_follow_up(s: Session, actor: Actor, note_id: int, start: datetime, rt: 
         if old is not None and old.status == "booked":
             raise Conflict(f"the follow-up is already booked (booking {old.id})")
     now = rt.clock()
-    booking, visit = service.book(s, actor, note.worker_id, note.case_id, start, now, rt.join_policy)
+    booking, visit = bookings.book(s, actor, note.worker_id, note.case_id, start, now, rt.join_policy)
     assert booking.id is not None
     notes.record_follow_up(s, actor, note_id, booking.id, now)
     zone = zone_of(s, note.worker_id)

@@ -21,7 +21,7 @@ from caserecord import access, accounts, notes
 from caserecord.audit import Actor
 from caserecord.errors import Invalid, RecordError, Unauthenticated
 from caserecord.models import Booking, Case, Client, Note, OfficeHourBlock, User, Visit
-from scheduler import service
+from scheduler import blocks, bookings, hours
 from scheduler.rules import WEEKDAYS, Slot
 from visits.lifecycle import walkin_link_token
 from web import live
@@ -386,21 +386,21 @@ def _worker_view(
     today = now.astimezone(tz).date()
     monday = today - timedelta(days=today.weekday())
     last = monday + timedelta(days=7 * weeks - 1)
-    _, slots = service.worker_slots(s, actor, worker_id, today, last, now)
+    _, slots = hours.worker_slots(s, actor, worker_id, today, last, now)
     lo = datetime.combine(today, time(0), tz)
     hi = datetime.combine(last + timedelta(days=1), time(0), tz)
-    bookings = service.worker_bookings(s, actor, worker_id, lo, hi)
+    booked = bookings.worker_bookings(s, actor, worker_id, lo, hi)
     cases = {c.id: c for c in s.exec(select(Case).where(Case.worker_id == worker_id, Case.status == "open"))}
-    for b in bookings:  # a booked case may have been closed since; still name its client
+    for b in booked:  # a booked case may have been closed since; still name its client
         if b.case_id not in cases:
             case = s.get(Case, b.case_id)
             if case is not None:
                 cases[case.id] = case
     client_ids = [c.client_id for c in cases.values()]
     clients = {c.id: c for c in s.exec(select(Client).where(col(Client.id).in_(client_ids)))}
-    booking_ids = [b.id for b in bookings]
+    booking_ids = [b.id for b in booked]
     visit_of = {v.booking_id: v for v in s.exec(select(Visit).where(col(Visit.booking_id).in_(booking_ids)))}
-    blocks = service.list_blocks(s, actor, worker_id)
+    blocks = hours.list_blocks(s, actor, worker_id)
     block_by_id = {b.id: b for b, _ in blocks}
 
     def booking_row(b: Booking) -> SlotRow:
@@ -419,7 +419,7 @@ def _worker_view(
             visit_status=visit.status if visit is not None else "",
         )
 
-    by_start = {b.start_at: b for b in bookings}
+    by_start = {b.start_at: b for b in booked}
     shown: set[int | None] = set()
     rows: dict[date, list[SlotRow]] = defaultdict(list)
     for slot in slots:
@@ -436,7 +436,7 @@ def _worker_view(
             reason = _not_bookable_reason(slot, block_by_id.get(slot.block_id), now, today)
             row = SlotRow("closed", start, end, "Not bookable", note=reason)
         rows[start.date()].append(row)
-    for b in bookings:  # bookings whose block was changed or withdrawn still show
+    for b in booked:  # bookings whose block was changed or withdrawn still show
         if b.id not in shown:
             row = booking_row(b)
             rows[row.start.date()].append(row)
@@ -561,9 +561,11 @@ async def _act(request: web.Request, fn: Action) -> web.StreamResponse:
 
 
 async def _publish(ident: Identity, form: Form, worker_id: int, rt: Runtime) -> str:
-    chosen = form.getall("weekdays", [])
-    spec = service.BlockSpec(
-        weekdays=tuple(d for d in WEEKDAYS if d in chosen),
+    chosen = tuple(d for d in WEEKDAYS if d in form.getall("weekdays", []))
+    if not chosen:
+        raise Invalid("choose at least one day of the week")
+    spec = hours.BlockSpec.checked(
+        weekdays=chosen,
         start_time=_parse_time(str(form.get("start_time", "")), "start time"),
         end_time=_parse_time(str(form.get("end_time", "")), "end time"),
         timezone=str(form.get("timezone", "")).strip(),
@@ -578,9 +580,7 @@ async def _publish(ident: Identity, form: Form, worker_id: int, rt: Runtime) -> 
         max_days_ahead=_parse_int(str(form.get("max_days_ahead", "60") or "60"), "booking horizon", 1, 730),
         title=str(form.get("title", ""))[:200],
     )
-    if not spec.weekdays:
-        raise Invalid("choose at least one day of the week")
-    block = await rt.db.write(service.create_block, ident.actor, worker_id, spec)
+    block = await rt.db.write(blocks.create_block, ident.actor, worker_id, spec)
     days = ", ".join(WEEKDAY_NAMES[d] for d in spec.weekdays)
     return f"Office hours published: {days}, {block.start_time:%H:%M}–{block.end_time:%H:%M}."
 
@@ -588,7 +588,7 @@ async def _publish(ident: Identity, form: Form, worker_id: int, rt: Runtime) -> 
 async def _delete_block(ident: Identity, form: Form, worker_id: int, rt: Runtime) -> str:
     block_id = _parse_int(str(form.get("block_id", "")), "block", 1, 2**31 - 1)
     cancelled = await rt.db.write(
-        service.delete_block,
+        blocks.delete_block,
         ident.actor,
         worker_id,
         block_id,
@@ -602,7 +602,7 @@ async def _cancel_date(ident: Identity, form: Form, worker_id: int, rt: Runtime)
     block_id = _parse_int(str(form.get("block_id", "")), "block", 1, 2**31 - 1)
     day = _parse_date(str(form.get("date", "")), "date")
     _, hit = await rt.db.write(
-        service.add_exception,
+        blocks.add_exception,
         ident.actor,
         worker_id,
         block_id,
@@ -631,7 +631,7 @@ async def _book(ident: Identity, form: Form, worker_id: int, rt: Runtime) -> str
     now = rt.clock()
 
     def run(s: Session) -> tuple[Booking, str]:
-        booking, _ = service.book(s, ident.actor, worker_id, case_id, start, now, rt.join_policy)
+        booking, _ = bookings.book(s, ident.actor, worker_id, case_id, start, now, rt.join_policy)
         return booking, _client_name(s, case_id)
 
     booking, who = await rt.db.write(run)
@@ -646,7 +646,7 @@ async def _cancel_booking(ident: Identity, form: Form, worker_id: int, rt: Runti
     now = rt.clock()
 
     def run(s: Session) -> tuple[datetime, str]:
-        booking, _ = service.cancel(s, ident.actor, booking_id, reason, now)
+        booking, _ = bookings.cancel(s, ident.actor, booking_id, reason, now)
         worker = s.get(User, booking.worker_id)
         tz = ZoneInfo(worker.timezone if worker is not None else "UTC")
         return booking.start_at.astimezone(tz), _client_name(s, booking.case_id)
@@ -677,8 +677,8 @@ def _team_view(s: Session, ident: Identity, rt: Runtime, presence: live.Presence
     team = []
     for user in s.exec(q):
         assert user.id is not None
-        upcoming = service.worker_bookings(s, actor, user.id, now, now + timedelta(days=7))
-        blocks = service.active_blocks(s, [user.id])
+        upcoming = bookings.worker_bookings(s, actor, user.id, now, now + timedelta(days=7))
+        blocks = hours.active_blocks(s, [user.id])
         team.append(
             {
                 "user": user,

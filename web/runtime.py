@@ -13,8 +13,8 @@ from caserecord.accounts import SessionPolicy
 from caserecord.audit import Actor
 from caserecord.db import Database
 from caserecord.models import User
+from scheduler.bookings import JoinPolicy
 from scheduler.outbox import parse_reminders
-from scheduler.service import JoinPolicy
 from web.settings import Settings
 
 

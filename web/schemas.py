@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from scheduler.hours import BlockSpec
 
 Weekday = Literal["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
@@ -108,19 +110,8 @@ class CaseOut(BaseModel):
     visits: list[VisitOut] = []
 
 
-class OfficeHoursIn(In):
-    weekdays: Annotated[list[Weekday], Field(min_length=1, max_length=7)]
-    start_time: time = Field(description='Local wall-clock time, "09:00"')
-    end_time: time
-    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    slot_minutes: Annotated[int, Field(ge=5, le=480)]
-    buffer_minutes: Annotated[int, Field(ge=0, le=240)] = 0
-    mode: Literal["booked", "walk_in"] = "booked"
-    starts_on: date
-    until: date | None = None
-    min_notice_minutes: Annotated[int, Field(ge=0, le=86400)] = 0
-    max_days_ahead: Annotated[int, Field(ge=1, le=730)] = 60
-    title: Annotated[str, StringConstraints(max_length=200)] = ""
+class OfficeHoursIn(In, BlockSpec):
+    """A block of office hours to publish."""
 
 
 class ExceptionOut(BaseModel):

@@ -26,7 +26,7 @@ from caserecord.audit import Actor
 from caserecord.errors import Conflict, Forbidden, NotFound, RecordError
 from caserecord.models import Note, User, Visit, VisitParticipant
 from caserecord.visit_status import IN_PROGRESS, LIVE
-from scheduler import service
+from scheduler import walk_ins
 from transcription import Engine, Segment, StreamingTranscriber
 from transcription.risk import RISK_LABELS, find_risks
 from visits import lifecycle
@@ -349,7 +349,7 @@ def _kiosk_cookie(request: web.Request, resp: web.StreamResponse) -> web.StreamR
 async def kiosk_page(request: web.Request) -> web.StreamResponse:
     """GET /kiosk: a public kiosk enters the code from the invitation, or joins a walk-in queue."""
     rt = request.app[RUNTIME]
-    open_now = await rt.db.read(service.open_walk_ins, rt.clock())
+    open_now = await rt.db.read(walk_ins.open_walk_ins, rt.clock())
     queues = [_KioskQueue(w.worker_id, w.worker_name, _until(w.end)) for w in open_now]
     return _kiosk_cookie(request, render("kiosk.html", walk_ins=queues))
 
@@ -813,7 +813,7 @@ def _queue_walk_in(
 ) -> tuple[VisitParticipant, str, Visit]:
     """Put a client in `worker`'s walk-in queue if it is open now, or raise Conflict."""
     assert worker.id is not None
-    window = service.walk_in_window(s, worker.id, now)
+    window = walk_ins.walk_in_window(s, worker.id, now)
     if window is None:
         raise Conflict(f"{worker.name}'s walk-in hours are closed now")
     return lifecycle.walk_in(
@@ -951,8 +951,8 @@ async def walk_in_page(request: web.Request) -> web.StreamResponse:
         return (
             worker.name,
             worker.timezone,
-            service.walk_in_window(s, worker.id, now),
-            service.next_walk_in(s, worker.id, now),
+            walk_ins.walk_in_window(s, worker.id, now),
+            walk_ins.next_walk_in(s, worker.id, now),
         )
 
     try:
@@ -990,7 +990,11 @@ async def kiosk_walk_in_page(request: web.Request) -> web.StreamResponse:
             raise NotFound("no such worker")
         worker = lifecycle.kiosk_walkin_worker(s, int(raw))
         assert worker.id is not None
-        return worker.name, service.walk_in_window(s, worker.id, now), service.next_walk_in(s, worker.id, now)
+        return (
+            worker.name,
+            walk_ins.walk_in_window(s, worker.id, now),
+            walk_ins.next_walk_in(s, worker.id, now),
+        )
 
     try:
         name, window, upcoming = await rt.db.read(run)

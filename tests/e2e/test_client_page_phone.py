@@ -17,7 +17,7 @@ from caserecord.audit import Actor
 from caserecord.cases import create_case
 from caserecord.db import Database
 from caserecord.models import Booking, ClientLink
-from scheduler import service
+from scheduler import blocks, bookings, hours
 from tests.conftest import Clock, add_user
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, PHONE, check_page
 from web.app import create_app
@@ -32,7 +32,7 @@ async def client_page(sqlite_db: Database, clock: Clock, tmp_path: Path) -> Asyn
     worker = add_user(sqlite_db, "wren.worker@agency.test", "worker", tz="America/Los_Angeles")
     assert worker.id is not None
     me = Actor(worker.id, "worker")
-    spec = service.BlockSpec(
+    spec = hours.BlockSpec(
         weekdays=("TU", "TH"),
         start_time=time(9),
         end_time=time(12),
@@ -45,9 +45,11 @@ async def client_page(sqlite_db: Database, clock: Clock, tmp_path: Path) -> Asyn
         case, _ = create_case(
             s, me, worker_id=worker.id, client_name="Maria Lopez", email="maria@example.net"
         )
-        service.create_block(s, me, worker.id, spec)
+        blocks.create_block(s, me, worker.id, spec)
         assert case.id is not None
-        booking, _ = service.book(s, me, worker.id, case.id, datetime(2026, 3, 5, 9, 0, tzinfo=LA), clock.now)
+        booking, _ = bookings.book(
+            s, me, worker.id, case.id, datetime(2026, 3, 5, 9, 0, tzinfo=LA), clock.now
+        )
         token = s.exec(select(ClientLink).where(ClientLink.booking_id == booking.id)).one().token
     assert booking.id is not None
     sock = socket.socket()

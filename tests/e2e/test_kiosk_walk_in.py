@@ -20,7 +20,7 @@ from playwright.async_api import Browser, async_playwright, expect
 
 from caserecord.audit import Actor
 from caserecord.db import Database
-from scheduler import service
+from scheduler import blocks, hours
 from tests.conftest import PASSWORD, Clock, add_user
 from tests.e2e.helpers import ARTIFACTS, CHROMIUM_ARGS
 from tests.e2e.test_visit_call import speech_wav
@@ -38,11 +38,11 @@ async def served(sqlite_db: Database, clock: Clock, tmp_path: Path) -> AsyncIter
     now = datetime(2026, 3, 2, 17, 5, tzinfo=UTC)  # Monday 09:05 in Los Angeles
     clock.now = now
     with sqlite_db.session(write=True) as s:
-        service.create_block(
+        blocks.create_block(
             s,
             Actor(worker.id, "worker"),
             worker.id,
-            service.BlockSpec(
+            hours.BlockSpec(
                 weekdays=("MO",),
                 start_time=time(9),
                 end_time=time(11),

@@ -24,7 +24,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from caserecord.audit import Actor
 from caserecord.cases import create_case
 from caserecord.db import Database
-from scheduler import service
+from scheduler import blocks, bookings, hours
 from tests.conftest import PASSWORD, Clock, add_user
 from tests.e2e.helpers import ARTIFACTS, CHROMIUM_ARGS
 from web.app import create_app
@@ -61,11 +61,11 @@ async def served(
     with sqlite_db.session(write=True) as s:
         case, _ = create_case(s, actor, worker_id=worker.id, client_name="Maria Lopez")
         assert case.id is not None
-        service.create_block(
+        blocks.create_block(
             s,
             actor,
             worker.id,
-            service.BlockSpec(
+            hours.BlockSpec(
                 weekdays=("MO",),
                 start_time=datetime(2026, 1, 1, 9, 30).time(),
                 end_time=datetime(2026, 1, 1, 11).time(),
@@ -75,8 +75,8 @@ async def served(
                 starts_on=now.date(),
             ),
         )
-        _, slots = service.worker_slots(s, actor, worker.id, now.date(), now.date(), now)
-        booking, visit = service.book(s, actor, worker.id, case.id, slots[0].start, now)
+        _, slots = hours.worker_slots(s, actor, worker.id, now.date(), now.date(), now)
+        booking, visit = bookings.book(s, actor, worker.id, case.id, slots[0].start, now)
         assert visit.id is not None
     clock.now = booking.start_at - timedelta(minutes=5)
     sock = socket.socket()

@@ -12,7 +12,7 @@ from caserecord import audit
 from caserecord.audit import Actor
 from caserecord.db import Database
 from caserecord.models import User
-from scheduler import service
+from scheduler import blocks, hours, walk_ins
 from tests.conftest import AppMaker, Clock, Staff, add_user, login
 from tests.helpers import Client, ok, problem, publish
 from web.runtime import RUNTIME
@@ -225,7 +225,7 @@ def test_open_walk_ins_across_workers(database: Database, staff: Staff) -> None:
     ) -> int:
         assert worker.id is not None
         with database.session(write=True) as s:
-            spec = service.BlockSpec(
+            spec = hours.BlockSpec(
                 weekdays=("TU",),
                 start_time=time.fromisoformat(start),
                 end_time=time.fromisoformat(end),
@@ -234,7 +234,7 @@ def test_open_walk_ins_across_workers(database: Database, staff: Staff) -> None:
                 mode="walk_in" if mode == "walk_in" else "booked",
                 starts_on=now.date().replace(day=1),
             )
-            b = service.create_block(s, Actor(worker.id, "worker"), worker.id, spec)
+            b = blocks.create_block(s, Actor(worker.id, "worker"), worker.id, spec)
             assert b.id is not None
             return b.id
 
@@ -243,17 +243,17 @@ def test_open_walk_ins_across_workers(database: Database, staff: Staff) -> None:
     block(staff.other_worker, "22:00", "23:00", "Europe/London")  # 22:30 in London: open
     block(staff.supervisor, "14:00", "16:00", mode="booked")  # booked slots are no queue
     with database.session() as s:
-        found = service.open_walk_ins(s, now)
+        found = walk_ins.open_walk_ins(s, now)
         assert [(w.worker_id, w.end.strftime("%H:%M %Z")) for w in found] == [
             (staff.worker.id, "15:00 PST"),
             (staff.other_worker.id, "23:00 GMT"),
         ]
-        assert service.walk_in_window(s, staff.worker.id, now) == (found[0].start, found[0].end)
-        assert service.open_walk_ins(s, now.replace(day=4, hour=2)) == []
+        assert walk_ins.walk_in_window(s, staff.worker.id, now) == (found[0].start, found[0].end)
+        assert walk_ins.open_walk_ins(s, now.replace(day=4, hour=2)) == []
     with database.session(write=True) as s:
         user = s.get(User, staff.other_worker.id)
         assert user is not None
         user.active = False
         s.add(user)
     with database.session() as s:
-        assert [w.worker_id for w in service.open_walk_ins(s, now)] == [staff.worker.id]
+        assert [w.worker_id for w in walk_ins.open_walk_ins(s, now)] == [staff.worker.id]

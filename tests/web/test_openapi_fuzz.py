@@ -33,7 +33,7 @@ from caserecord import accounts, cases
 from caserecord.audit import Actor
 from caserecord.db import Database, make_engine, migrate
 from caserecord.models import User
-from scheduler import service
+from scheduler import blocks, bookings, hours
 from tests.conftest import Clock, make_settings
 from web.api import api
 from web.app import create_app
@@ -158,7 +158,7 @@ def seed(db: Database, clock: Clock) -> None:
         assert admin.id == 1 and worker.id == WORKER_ID
         actor = Actor(admin.id, "admin", "127.0.0.1")
         for day in ("TU", "WE", "TH"):
-            spec = service.BlockSpec(
+            spec = hours.BlockSpec(
                 weekdays=(day,),
                 start_time=time(9),
                 end_time=time(12),
@@ -168,12 +168,12 @@ def seed(db: Database, clock: Clock) -> None:
                 starts_on=date(2026, 3, 1),
                 max_days_ahead=365,
             )
-            service.create_block(s, actor, WORKER_ID, spec)
+            blocks.create_block(s, actor, WORKER_ID, spec)
         for n, day_of_month in enumerate((3, 4, 5), 1):
             case, _ = cases.create_case(s, actor, worker_id=WORKER_ID, client_name=f"Client {n}")
             assert case.id is not None
             start = datetime(2026, 3, day_of_month, 9, tzinfo=ZoneInfo(zone))
-            service.book(s, actor, WORKER_ID, case.id, start, clock())
+            bookings.book(s, actor, WORKER_ID, case.id, start, clock())
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from caserecord.audit import Actor
 from caserecord.cases import create_case
 from caserecord.db import Database
 from caserecord.models import Booking, OfficeHourBlock, OfficeHourException, User, Visit
-from scheduler import service
+from scheduler import blocks, bookings, hours
 from tests.conftest import PASSWORD, Clock, Staff
 from tests.helpers import Client
 
@@ -86,7 +86,7 @@ def day_slots(page: str, day: date) -> list[tuple[str, str]]:
 def publish_in_db(db: Database, worker: User, **kw: Any) -> OfficeHourBlock:
     """Publish Tuesday and Thursday mornings, 30-minute slots, directly in the case record."""
     assert worker.id is not None
-    spec = service.BlockSpec(
+    spec = hours.BlockSpec(
         weekdays=kw.pop("weekdays", ("TU", "TH")),
         start_time=time(9),
         end_time=time(12),
@@ -98,7 +98,7 @@ def publish_in_db(db: Database, worker: User, **kw: Any) -> OfficeHourBlock:
         **kw,
     )
     with db.session(write=True) as s:
-        block = service.create_block(s, Actor(worker.id, "worker"), worker.id, spec)
+        block = blocks.create_block(s, Actor(worker.id, "worker"), worker.id, spec)
         s.expunge(block)
         return block
 
@@ -445,14 +445,14 @@ async def test_supervisor_page_lists_the_team(client: Client, staff: Staff, data
     case_id = open_case_in_db(database, staff.worker)
     assert staff.worker.id is not None
     with database.session(write=True) as s:
-        service.book(
+        bookings.book(
             s,
             Actor(staff.worker.id, "worker"),
             staff.worker.id,
             case_id,
             datetime.fromisoformat(TUESDAY_0930),
             datetime.fromisoformat("2026-03-02T17:00:00+00:00"),
-            service.JoinPolicy(),
+            bookings.JoinPolicy(),
         )
     await signed_in(client, staff.supervisor)
     page = await get_page(client, "/supervisor")
