@@ -57,10 +57,10 @@ from caserecord.models import User, Visit, VisitParticipant
 from tests.transcription.audio import BYTES_PER_SECOND, normalize, speak, write_wav
 from transcription import DeterministicDrafter, Engine, Segment, StreamingTranscriber
 from transcription import transcribe_file as batch_transcribe
+from transcription.after_visit import context_and_segments
 from transcription.audio import Audio, read_audio
 from transcription.model import BUNDLED
 from visits import lifecycle
-from web.notes import _context_and_segments
 from web.settings import load_settings
 
 LENGTHS = (1, 5, 10)  # minutes
@@ -411,7 +411,7 @@ async def _measure(mode: str, folder: Path, db_dir: Path) -> dict[str, Any]:
             for seg in segments:
                 await on_segment(seg)
     # What web.notes.draft_visit_note does.
-    context, segments = await db.read(_context_and_segments, visit_id)
+    context, segments = await db.read(context_and_segments, visit_id)
     drafter = DeterministicDrafter()
     draft = await drafter.draft(context, segments)
     note = await db.write(notes.file_note, visit_id, drafter.name, draft.to_body(), ended_at)

@@ -62,8 +62,8 @@ from caserecord.cases import create_case
 from caserecord.db import Database, make_engine
 from caserecord.models import OUTBOX_FAILED, OUTBOX_PENDING, OUTBOX_SENDING, OUTBOX_SENT, User
 from scheduler import blocks, bookings, hours, mail, outbox
-from web.admin_pages import SENDER
 from web.app import create_app
+from web.services import SERVICES
 from web.settings import Settings
 
 MESSAGES = 1000
@@ -378,7 +378,7 @@ async def _run_sender(
     runner = web.AppRunner(app)
     await runner.setup()  # runs the app's start-up: the sender is built as in production
     try:
-        sender = app[SENDER]
+        sender = app[SERVICES].sender
         config = sender.config
         say(f"  invitations, sent at booking time (the sender's warm-up), concurrency {config.concurrency}")
         sink.reset()

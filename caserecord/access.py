@@ -23,6 +23,17 @@ def visible_worker_ids(s: Session, actor: Actor) -> set[int] | None:
     return set()
 
 
+def visible_staff(s: Session, actor: Actor, *, admins: bool = True, by_name: bool = False) -> list[User]:
+    """Return the active staff `actor` may see (admins too, unless not `admins`), by id or by name."""
+    q = select(User).where(col(User.active).is_(True))
+    if not admins:
+        q = q.where(User.role != "admin")
+    ids = visible_worker_ids(s, actor)
+    if ids is not None:
+        q = q.where(col(User.id).in_(ids))
+    return list(s.exec(q.order_by(col(User.name) if by_name else col(User.id))))
+
+
 def require_worker(s: Session, actor: Actor, worker_id: int) -> User:
     """Return the worker `worker_id` if `actor` may see their calendar, else raise."""
     user = s.get(User, worker_id)

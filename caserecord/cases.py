@@ -7,7 +7,7 @@ import re
 from sqlmodel import Session, col, select
 
 from caserecord import audit
-from caserecord.access import require_case, require_worker
+from caserecord.access import require_case, require_worker, visible_cases
 from caserecord.accounts import normalize_email
 from caserecord.audit import Actor
 from caserecord.errors import Invalid
@@ -71,3 +71,14 @@ def read_case(s: Session, actor: Actor, case_id: int) -> tuple[Case, Client, lis
     visits = list(s.exec(select(Visit).where(Visit.case_id == case_id).order_by(col(Visit.id))))
     audit.record(s, actor, "case.read", "case", case_id, case_id=case_id)
     return case, client, bookings, visits
+
+
+def list_cases(s: Session, actor: Actor) -> list[tuple[Case, Client]]:
+    """Return the cases in the caller's caseload with their clients, newest first; the read is audited."""
+    found = visible_cases(s, actor)
+    clients = {
+        c.id: c for c in s.exec(select(Client).where(col(Client.id).in_({k.client_id for k in found})))
+    }
+    out = [(case, clients[case.client_id]) for case in found if case.client_id in clients]
+    audit.record(s, actor, "case.list", "case", None, count=len(out))
+    return out

@@ -23,6 +23,12 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+_TOPICS = "lastmile.topics"
+
+
+def mark(s: Session, topic: str) -> None:
+    """Note that this transaction changes `topic` (say "outbox"); its listeners hear once it commits."""
+    s.info.setdefault(_TOPICS, set()).add(topic)
 
 
 def normalize_url(url: str) -> str:
@@ -97,6 +103,16 @@ class Database:
         self.engine = engine
         self._write_engine = engine.execution_options(lastmile_write=True)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
+
+    def on_commit(self, topic: str, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` on the event loop after each `write` whose transaction marked `topic`.
+
+        Returns the function that stops it.
+        """
+        listeners = self._listeners.setdefault(topic, [])
+        listeners.append(listener)
+        return lambda: listeners.remove(listener)
 
     @property
     def dialect(self) -> str:
@@ -124,11 +140,17 @@ class Database:
         return await self._run(True, fn, *args, **kwargs)
 
     async def _run(self, write: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        def call() -> T:
+        def call() -> tuple[T, set[str]]:
             with self.session(write=write) as s:
-                return fn(s, *args, **kwargs)
+                result = fn(s, *args, **kwargs)
+                topics: set[str] = s.info.get(_TOPICS, set())
+            return result, topics  # the session has committed by now
 
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        result, topics = await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        for topic in sorted(topics) if write else ():
+            for listener in self._listeners.get(topic, ()):
+                listener()
+        return result
 
     def ping(self) -> bool:
         """Return whether the database answers a trivial query."""

@@ -74,6 +74,14 @@ def visits_without_note(s: Session) -> list[int]:
     return [i for i in s.exec(q) if i is not None]
 
 
+def get_note(s: Session, note_id: int) -> Note:
+    """Return a note by id (no access check: for reading back what the caller just changed)."""
+    note = s.get(Note, note_id)
+    if note is None:
+        raise NotFound(f"no note {note_id}")
+    return note
+
+
 def read_note(s: Session, actor: Actor, visit_id: int) -> Note:
     """Return a visit's note if it is in `actor`'s caseload; the read is audited."""
     note = s.exec(select(Note).where(Note.visit_id == visit_id)).first()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -18,7 +19,7 @@ from caserecord import audit
 from caserecord.access import require_case, require_worker, require_worker_write
 from caserecord.audit import Actor
 from caserecord.errors import Conflict, Invalid, NotFound
-from caserecord.models import BOOKING_ACTIVE, BOOKING_CANCELLED, Booking, Visit
+from caserecord.models import BOOKING_ACTIVE, BOOKING_CANCELLED, Booking, User, Visit
 from caserecord.visit_status import CANCELLED, NO_SHOW, SCHEDULED
 from caserecord.visit_status import move as move_visit
 from scheduler import outbox
@@ -39,6 +40,12 @@ class JoinPolicy:
     @property
     def outbox(self) -> outbox.OutboxPolicy:
         return outbox.OutboxPolicy(reminders=self.reminders)
+
+
+def worker_zone(s: Session, worker_id: int) -> ZoneInfo:
+    """Return the worker's time zone, in which their bookings are shown (UTC for one not found)."""
+    user = s.get(User, worker_id)
+    return ZoneInfo(user.timezone if user is not None else "UTC")
 
 
 def _kiosk_code(s: Session) -> str:

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from caserecord import audit, visit_status
 from caserecord.audit import Actor
+from caserecord.db import mark
 from caserecord.models import (
     BOOKING_ACTIVE,
     OUTBOX_FAILED,
@@ -37,6 +38,7 @@ from caserecord.models import (
     Visit,
 )
 
+TOPIC = "outbox"  # what a transaction that adds or requeues messages marks (caserecord.db.mark)
 INVITATION = "invitation"
 RESCHEDULED = "rescheduled"
 CANCELLED = "cancelled"
@@ -139,6 +141,7 @@ def _add(
         updated_at=now,
     )
     s.add(row)
+    mark(s, TOPIC)
     return row
 
 
@@ -298,6 +301,8 @@ def retry_failed(s: Session, actor: Actor, now: datetime, message_id: int | None
         b.id: b.case_id
         for b in s.exec(select(Booking).where(col(Booking.id).in_({r.booking_id for r in rows})))
     }
+    if rows:
+        mark(s, TOPIC)
     for row in rows:
         row.state, row.due_at, row.attempts, row.claim_token = OUTBOX_PENDING, now, 0, None
         row.updated_at = now

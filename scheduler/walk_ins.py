@@ -1,13 +1,21 @@
-"""Walk-in hours: when a worker's walk-in queue is open, and which queues a kiosk may show."""
+"""Walk-in hours: when a worker's walk-in queue is open, which queues a kiosk may show, walk-in links.
+
+A worker's walk-in link (`/w/<token>`) and the kiosk's list both lead to one worker's queue; the
+visits package puts a client in it while the hours are open (`queue_at` says whether they are).
+"""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from caserecord.access import require_worker_write
+from caserecord.audit import Actor
+from caserecord.errors import NotFound
 from caserecord.models import OfficeHourBlock, User
 from scheduler.hours import load_rules
 from scheduler.rules import BlockRule, occurrences
@@ -83,3 +91,59 @@ def next_walk_in(s: Session, worker_id: int, now: datetime) -> datetime | None:
             st for st, _ in occurrences(rule, day, day + timedelta(days=28)) if st.astimezone(UTC) > now
         ]
     return min(found, key=lambda d: d.astimezone(UTC)) if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    """One worker's walk-in queue as a link or kiosk finds it: open now (until when) or when next."""
+
+    worker: User
+    window: tuple[datetime, datetime] | None
+    next_open: datetime | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.window is not None
+
+
+def _queue(s: Session, worker: User, now: datetime) -> Queue:
+    assert worker.id is not None
+    window = walk_in_window(s, worker.id, now)
+    return Queue(worker, window, None if window is not None else next_walk_in(s, worker.id, now))
+
+
+def worker_of_link(s: Session, token: str) -> User:
+    """Return the worker behind a walk-in link, or raise NotFound."""
+    user = s.exec(select(User).where(User.walkin_token == token)).first() if 20 <= len(token) <= 64 else None
+    if user is None or not user.active or user.id is None:
+        raise NotFound("this walk-in link is not valid")
+    return user
+
+
+def worker_of_kiosk(s: Session, worker_id: int) -> User:
+    """Return the worker a kiosk client picked from the open walk-in hours, or raise NotFound."""
+    user = s.get(User, worker_id)
+    if user is None or not user.active or user.id is None or user.role not in CASELOAD_ROLES:
+        raise NotFound("no walk-in queue for that worker; pick one from the list on the kiosk")
+    return user
+
+
+def queue_of_link(s: Session, token: str, now: datetime) -> Queue:
+    """Return the queue a worker's walk-in link leads to, or raise NotFound."""
+    return _queue(s, worker_of_link(s, token), now)
+
+
+def queue_of_kiosk(s: Session, worker_id: int, now: datetime) -> Queue:
+    """Return the queue a kiosk client picked, or raise NotFound."""
+    return _queue(s, worker_of_kiosk(s, worker_id), now)
+
+
+def link_token(s: Session, actor: Actor, worker_id: int) -> str:
+    """Return the worker's walk-in link secret, making it the first time."""
+    worker = require_worker_write(s, actor, worker_id)
+    if worker.walkin_token is None:
+        worker.walkin_token = secrets.token_urlsafe(24)
+        s.add(worker)
+        s.flush()
+    assert worker.walkin_token is not None
+    return worker.walkin_token

@@ -12,6 +12,7 @@ of disk waits; the loop itself only appends each 20 ms frame (640 bytes) to a bu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -318,6 +319,24 @@ class AudioStore:
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.warning("unreadable audio sidecar", extra={"path": str(sidecar), "error": str(exc)})
         return sorted(found, key=lambda p: (p.participant_id, p.part))
+
+    def part_file(self, visit_id: int, participant_id: int, part: int) -> Path:
+        """Return where one part's WAV is (or was)."""
+        return self.visit_dir(visit_id) / f"{int(participant_id)}-{int(part)}.wav"
+
+    def delete_visit(self, visit_id: int) -> list[str]:
+        """Delete every part of a visit (WAVs and sidecars); return the names deleted (blocking)."""
+        folder = self.visit_dir(visit_id)
+        if not folder.is_dir():
+            return []
+        gone = []
+        for path in sorted(folder.iterdir()):
+            if _PART_NAME.match(path.name):
+                path.unlink(missing_ok=True)
+                gone.append(path.name)
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        return gone
 
     def close(self) -> None:
         """Wait for pending writes and stop the writer thread."""

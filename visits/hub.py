@@ -35,6 +35,24 @@ class Peer:
     ws: web.WebSocketResponse
 
 
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """Who in a visit has an open socket, and whose socket dropped within the grace period."""
+
+    connected: frozenset[int] = frozenset()
+    reconnecting: frozenset[int] = frozenset()
+
+    def of(self, participant_id: int, state: str) -> str:
+        """Say where a participant is: "connected", "reconnecting", "away" or "left"."""
+        if state == "left":
+            return "left"
+        if participant_id in self.connected:
+            return "connected"
+        if participant_id in self.reconnecting:
+            return "reconnecting"
+        return "away"
+
+
 @dataclass
 class _Room:
     peers: dict[int, Peer] = field(default_factory=dict)
@@ -119,6 +137,13 @@ class VisitHub:
         """Return the participants with an open socket, by id."""
         room = self._rooms.get(visit_id)
         return dict(room.peers) if room is not None else {}
+
+    def presence(self, visit_id: int) -> Presence:
+        """Return who is connected and who is reconnecting in the visit."""
+        room = self._rooms.get(visit_id)
+        if room is None:
+            return Presence()
+        return Presence(frozenset(room.peers), frozenset(room.leaving))
 
     def reconnecting(self, visit_id: int) -> set[int]:
         """Return the participants whose socket dropped within the grace period."""

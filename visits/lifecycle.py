@@ -18,8 +18,9 @@ from sqlmodel import Session, col, select
 from caserecord import audit
 from caserecord.access import require_case, require_worker_write
 from caserecord.audit import Actor
-from caserecord.errors import Conflict, Forbidden, Invalid, NotFound
-from caserecord.models import Booking, Case, Client, User, Visit, VisitMessage, VisitParticipant
+from caserecord.cases import create_case
+from caserecord.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from caserecord.models import Booking, Case, Client, Note, User, Visit, VisitMessage, VisitParticipant
 from caserecord.visit_status import (
     CANCELLED,
     ENDED,
@@ -31,6 +32,7 @@ from caserecord.visit_status import (
     WAITING,
     move,
 )
+from scheduler import walk_ins
 
 JoinState = Literal["open", "early", "expired", "cancelled", "ended"]
 DEVICES = ("phone", "tablet", "computer", "kiosk", "unknown")
@@ -129,8 +131,6 @@ def check_in(
         raise Conflict(f"this visit is {info.state}; it cannot be joined now")
     visit = s.get(Visit, info.visit_id)
     assert visit is not None and visit.id is not None
-    if device not in DEVICES:
-        device = "unknown"
     if participant_token:
         existing = s.exec(
             select(VisitParticipant).where(VisitParticipant.token_hash == token_digest(participant_token))
@@ -148,24 +148,8 @@ def check_in(
             return existing, participant_token, visit
     case = s.get(Case, visit.case_id)
     client = s.get(Client, case.client_id) if case is not None else None
-    token = secrets.token_urlsafe(32)
-    part = VisitParticipant(
-        visit_id=visit.id,
-        kind="client",
-        name=client.name if client is not None else "Client",
-        via="kiosk" if via == "kiosk" else "link",
-        device=device,
-        token_hash=token_digest(token),
-        consent=consent,
-        state="waiting",
-        joined_at=now,
-    )
-    s.add(part)
-    visit.recording = consent if visit.recording is None else (visit.recording and consent)
-    if visit.status == SCHEDULED:
-        move(visit, WAITING)
-    s.add(visit)
-    s.flush()
+    name = client.name if client is not None else "Client"
+    part, token = _new_client(s, visit, name, via=via, device=device, consent=consent, now=now)
     audit.record(
         s,
         Actor(None, "client", ip),
@@ -176,9 +160,39 @@ def check_in(
         participant_id=part.id,
         consent=consent,
         via=part.via,
-        device=device,
+        device=part.device,
     )
     return part, token, visit
+
+
+def _new_client(
+    s: Session, visit: Visit, name: str, *, via: str, device: str, consent: bool, now: datetime
+) -> tuple[VisitParticipant, str]:
+    """Put a client in the visit's waiting room; their consent decides whether the visit is recorded.
+
+    Returns the participant and its secret token (only its hash is stored).
+    """
+    assert visit.id is not None
+    token = secrets.token_urlsafe(32)
+    part = VisitParticipant(
+        visit_id=visit.id,
+        kind="client",
+        name=name,
+        via="kiosk" if via == "kiosk" else "link",
+        device=device if device in DEVICES else "unknown",
+        token_hash=token_digest(token),
+        consent=consent,
+        state="waiting",
+        joined_at=now,
+    )
+    s.add(part)
+    # One client who declines is enough: nobody's audio goes to the server.
+    visit.recording = consent if visit.recording is None else (visit.recording and consent)
+    if visit.status == SCHEDULED:
+        move(visit, WAITING)
+    s.add(visit)
+    s.flush()
+    return part, token
 
 
 def participant_by_token(s: Session, visit_id: int, token: str) -> VisitParticipant:
@@ -386,58 +400,31 @@ def read_visit(s: Session, actor: Actor, visit_id: int) -> VisitSnapshot:
     return snap
 
 
-def walkin_worker(s: Session, token: str) -> User:
-    """Return the worker behind a walk-in link, or raise NotFound."""
-    user = s.exec(select(User).where(User.walkin_token == token)).first() if 20 <= len(token) <= 64 else None
-    if user is None or not user.active or user.id is None:
-        raise NotFound("this walk-in link is not valid")
-    return user
-
-
-def kiosk_walkin_worker(s: Session, worker_id: int) -> User:
-    """Return the worker a kiosk client picked from the open walk-in hours, or raise NotFound."""
-    user = s.get(User, worker_id)
-    if user is None or not user.active or user.id is None or user.role not in ("worker", "supervisor"):
-        raise NotFound("no walk-in queue for that worker; pick one from the list on the kiosk")
-    return user
-
-
-def walkin_link_token(s: Session, actor: Actor, worker_id: int) -> str:
-    """Return the worker's walk-in link secret, making it the first time."""
-    worker = require_worker_write(s, actor, worker_id)
-    if worker.walkin_token is None:
-        worker.walkin_token = secrets.token_urlsafe(24)
-        s.add(worker)
-        s.flush()
-    assert worker.walkin_token is not None
-    return worker.walkin_token
-
-
 def walk_in(
     s: Session,
     worker: User,
-    window_end: datetime,
+    now: datetime,
     *,
     name: str,
     phone: str | None,
     consent: bool,
     device: str,
     via: str,
-    now: datetime,
     ip: str | None,
     grace: timedelta,
 ) -> tuple[VisitParticipant, str, Visit]:
-    """Put a walk-in client in the worker's queue: a new client and case, and a visit they wait in.
+    """Put a walk-in client in the worker's queue while it is open: a new client and case, and a
+    visit they wait in; raise Conflict when the worker's walk-in hours are closed.
 
     The worker links the visit to the client's existing case later if there is one.
     """
-    from caserecord.cases import create_case  # a walk-in opens its own case
-
     assert worker.id is not None
+    window = walk_ins.walk_in_window(s, worker.id, now)
+    if window is None:
+        raise Conflict(f"{worker.name}'s walk-in hours are closed now")
     name = " ".join(name.split())
     if not 1 <= len(name) <= 100:
         raise Invalid("tell us your name (up to 100 characters)")
-    system = Actor(None, "client", ip)
     # Cases are opened on the worker's behalf; the audit log names the walk-in as the source.
     case, client = create_case(
         s, Actor(worker.id, "worker", ip), worker_id=worker.id, client_name=name, phone=phone, title="Walk-in"
@@ -446,34 +433,18 @@ def walk_in(
     visit = Visit(
         case_id=case.id,
         worker_id=worker.id,
-        status=WAITING,
+        status=SCHEDULED,
         join_token=secrets.token_urlsafe(32),
         join_opens_at=now,
-        join_expires_at=window_end + grace,
+        join_expires_at=window[1] + grace,
         created_at=now,
     )
     s.add(visit)
     s.flush()
-    assert visit.id is not None
-    token = secrets.token_urlsafe(32)
-    part = VisitParticipant(
-        visit_id=visit.id,
-        kind="client",
-        name=client.name,
-        via="kiosk" if via == "kiosk" else "link",
-        device=device if device in DEVICES else "unknown",
-        token_hash=token_digest(token),
-        consent=consent,
-        state="waiting",
-        joined_at=now,
-    )
-    s.add(part)
-    visit.recording = consent
-    s.add(visit)
-    s.flush()
+    part, token = _new_client(s, visit, client.name, via=via, device=device, consent=consent, now=now)
     audit.record(
         s,
-        system,
+        Actor(None, "client", ip),
         "visit.walk_in",
         "visit",
         visit.id,
@@ -484,6 +455,47 @@ def walk_in(
         via=part.via,
     )
     return part, token, visit
+
+
+def hello(s: Session, visit_id: int, token: str) -> tuple[VisitParticipant, Visit]:
+    """Return the client behind the token a visit's socket was greeted with, and the visit."""
+    part = participant_by_token(s, visit_id, token[:200])
+    visit = s.get(Visit, visit_id)
+    assert visit is not None
+    return part, visit
+
+
+def is_admitted(s: Session, participant_id: int) -> bool:
+    """Return whether the participant has been admitted (media flows to admitted clients only)."""
+    part = s.get(VisitParticipant, participant_id)
+    return part is not None and part.state == "admitted"
+
+
+def uplink_speaker(
+    s: Session, visit_id: int, now: datetime, *, participant_token: str, actor: Actor | None
+) -> tuple[VisitParticipant, Visit]:
+    """Return who may send their microphone to the server now, or raise why not.
+
+    A client (by participant token) once admitted and consenting; the visit's own worker; and only
+    while the call is on and the client agreed to recording.
+    """
+    if participant_token:
+        part, visit = hello(s, visit_id, participant_token)
+        if part.state != "admitted":
+            raise Conflict("wait until the worker admits you")
+        if not part.consent:
+            raise Forbidden("no recording consent: no audio is sent to the server")
+    elif actor is None:
+        raise Unauthenticated("sign in, or send X-Participant-Token")
+    else:
+        part, visit = staff_participant(s, actor, visit_id, now)
+        if actor.user_id != visit.worker_id:
+            raise Forbidden("only the visit's worker sends audio")
+    if visit.status != IN_PROGRESS or visit.started_at is None:
+        raise Conflict(f"visit {visit_id} is {visit.status}; audio goes to the server only during the call")
+    if not visit.recording:
+        raise Forbidden("the client did not consent to recording: no audio is sent to the server")
+    return part, visit
 
 
 def end_stale(s: Session, now: datetime) -> list[int]:
@@ -501,3 +513,16 @@ def calls_in_progress(s: Session) -> list[int]:
     """Return the visits whose call is on (admitted, not ended)."""
     q = select(Visit.id).where(Visit.status == IN_PROGRESS).order_by(col(Visit.id))
     return [i for i in s.exec(q) if i is not None]
+
+
+def audio_access(s: Session, actor: Actor, visit_id: int, participant_id: int) -> bool:
+    """Check the caseload for a recording and audit the listen; return whether the audio was deleted."""
+    visit = s.get(Visit, visit_id)
+    if visit is None:
+        raise NotFound(f"no visit {visit_id}")
+    require_case(s, actor, visit.case_id)
+    note = s.exec(select(Note).where(Note.visit_id == visit_id)).first()
+    audit.record(
+        s, actor, "audio.read", "visit", visit_id, case_id=visit.case_id, participant_id=participant_id
+    )
+    return note is not None and note.audio_deleted_at is not None

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import hmac
-from datetime import datetime
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from sqlmodel import Session
 
 from caserecord.accounts import close_session, resolve_session
 from caserecord.audit import Actor
-from caserecord.models import AuthSession, User
 from web.problems import Handler, ProblemError
-from web.runtime import IDENTITY, RUNTIME, Identity, Runtime
+from web.services import IDENTITY, SERVICES, Identity
+from web.settings import Settings
 
 COOKIE = "lastmile_session"
 _SKIP_PREFIXES = ("/static/", "/healthz", "/metrics", "/calendar/", "/api/openapi.json")
@@ -29,20 +27,16 @@ def request_token(request: web.Request) -> tuple[str | None, bool]:
     return (cookie, True) if cookie else (None, False)
 
 
-def _lookup(s: Session, token: str, now: datetime, rt: Runtime) -> tuple[User, AuthSession] | None:
-    return resolve_session(s, token, now, rt.session_policy)
-
-
 @web.middleware
 async def identity_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Attach the caller's identity; refuse cross-site writes made with the cookie."""
     if request.path.startswith(_SKIP_PREFIXES):
         return await handler(request)
-    rt = request.app[RUNTIME]
+    svc = request.app[SERVICES]
     token, from_cookie = request_token(request)
     if token:
         # A write transaction: resolving may expire the session or touch its idle timer.
-        found = await rt.db.write(_lookup, token, rt.clock(), rt)
+        found = await svc.db.write(resolve_session, token, svc.clock(), svc.session_policy)
         if found is not None:
             user, row = found
             assert user.id is not None
@@ -53,18 +47,24 @@ async def identity_middleware(request: web.Request, handler: Handler) -> web.Str
                 token=token,
             )
             if from_cookie and request.method in _UNSAFE:
-                _check_origin(request, rt)
+                check_origin(request, svc.settings)
     return await handler(request)
 
 
-def _check_origin(request: web.Request, rt: Runtime) -> None:
-    """A browser always names the Origin of a cross-site write; it must be ours."""
+def same_origin(request: web.Request, settings: Settings) -> bool:
+    """Return whether a browser's write comes from this site (a cross-site one always names its Origin)."""
     origin = request.headers.get("Origin")
-    if origin is None:
-        return
-    allowed = {_origin(rt.settings.base_url), f"{request.scheme}://{request.host}"}
-    if origin not in allowed:
-        raise ProblemError(403, "Forbidden", f"cross-site request from {origin} refused")
+    return origin is None or origin in {_origin(settings.base_url), f"{request.scheme}://{request.host}"}
+
+
+def check_origin(request: web.Request, settings: Settings) -> None:
+    """Refuse a cookie-authenticated write from another site."""
+    if not same_origin(request, settings):
+        raise ProblemError(
+            403,
+            "Forbidden",
+            f"cross-site request from {request.headers.get('Origin')} refused",
+        )
 
 
 def _origin(url: str) -> str:
@@ -78,16 +78,16 @@ def check_csrf(request: web.Request, identity: Identity, submitted: str) -> None
         raise ProblemError(403, "Forbidden", "the form has expired; reload the page and try again")
 
 
-def set_session_cookie(response: web.StreamResponse, token: str, rt: Runtime) -> None:
+def set_session_cookie(response: web.StreamResponse, token: str, settings: Settings) -> None:
     """Set the HttpOnly, SameSite=Lax session cookie (Secure behind https)."""
     response.set_cookie(
         COOKIE,
         token,
         httponly=True,
         samesite="Lax",
-        secure=rt.settings.secure_cookies,
+        secure=settings.secure_cookies,
         path="/",
-        max_age=int(rt.settings.session_absolute.total_seconds()),
+        max_age=int(settings.session_absolute.total_seconds()),
     )
 
 
@@ -99,4 +99,4 @@ async def end_session(request: web.Request) -> None:
     """Forget the caller's session on the server."""
     token, _ = request_token(request)
     if token:
-        await request.app[RUNTIME].db.write(close_session, token)
+        await request.app[SERVICES].db.write(close_session, token)

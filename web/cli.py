@@ -14,8 +14,8 @@ from caserecord.audit import Actor
 from caserecord.db import Database, make_engine, migrate, sqlite_path
 from caserecord.errors import RecordError
 from caserecord.types import utcnow
+from scheduler.demo import DEMO_PASSWORD, seed_demo
 from web.app import create_app
-from web.demo import DEMO_PASSWORD, seed_demo
 from web.logs import setup_logging
 from web.settings import Settings, load_settings
 

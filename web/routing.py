@@ -1,13 +1,20 @@
-"""A small typed route table: validation, roles and the OpenAPI document from one place."""
+"""A small typed route table: validation, roles and the OpenAPI document from one place.
+
+Each API module declares its routes in a `Routes` of its own; `create_app` joins them into one
+`Api`. A handler's body and query models are read from its annotation, `Call[Body, Query]`, so
+the declaration cannot disagree with the handler and mypy checks every field the handler reads.
+"""
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import typing
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -16,24 +23,27 @@ from pydantic.json_schema import models_json_schema
 from caserecord.audit import Actor
 from caserecord.errors import Forbidden, Unauthenticated
 from web.problems import ProblemError
-from web.runtime import IDENTITY, RUNTIME, Identity, Runtime
+from web.services import IDENTITY, SERVICES, Identity, Services
 
 MAX_ID = 2**31 - 1
 _PARAM = re.compile(r"\{(\w+)\}")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 _ID = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() also takes "²" and "٣"
 
+B = TypeVar("B")
+Q = TypeVar("Q")
+
 
 @dataclass
-class Call:
-    """One validated API call, as handed to a handler."""
+class Call(Generic[B, Q]):
+    """One validated API call, as handed to a handler: `body` and `query` are already models."""
 
     request: web.Request
-    rt: Runtime
+    svc: Services
     identity: Identity | None
     path: dict[str, int]
-    body: Any = None
-    query: Any = None
+    body: B
+    query: Q
     tokens: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -43,7 +53,8 @@ class Call:
         return self.identity.actor
 
 
-Handler = Callable[[Call], Awaitable[web.StreamResponse]]
+Handler = Callable[[Call[Any, Any]], Awaitable[web.StreamResponse]]
+H = TypeVar("H", bound=Callable[..., Awaitable[web.StreamResponse]])
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,66 @@ class Route:
     media: str = "application/json"
     errors: tuple[int, ...] = ()
     tag: str = "api"
-    public_text: str = ""
+
+
+def _models(fn: Callable[..., Any]) -> tuple[type[BaseModel] | None, type[BaseModel] | None]:
+    """Return the body and query models a handler's `Call[Body, Query]` parameter names."""
+    first = next(iter(inspect.signature(fn).parameters))
+    args = typing.get_args(typing.get_type_hints(fn)[first])
+    found: list[type[BaseModel] | None] = []
+    for arg in args or (None, None):
+        if arg is None or arg is type(None):
+            found.append(None)
+        elif isinstance(arg, type) and issubclass(arg, BaseModel):
+            found.append(arg)
+        else:
+            raise TypeError(f"{fn.__name__}: Call[...] takes pydantic models or None, not {arg!r}")
+    return found[0], found[1]
+
+
+class Routes:
+    """The routes one module declares (nothing is mounted until `create_app` builds the Api)."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.routes: list[Route] = []
+
+    def add(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        roles: tuple[str, ...] | None,
+        response: type[BaseModel] | None = None,
+        many: bool = False,
+        status: int = 200,
+        media: str = "application/json",
+        errors: tuple[int, ...] = (),
+        tag: str = "",
+    ) -> Callable[[H], H]:
+        def deco(fn: H) -> H:
+            body, query = _models(fn)
+            self.routes.append(
+                Route(
+                    method,
+                    path,
+                    fn,
+                    summary,
+                    roles,
+                    body=body,
+                    query=query,
+                    response=response,
+                    many=many,
+                    status=status,
+                    media=media,
+                    errors=errors,
+                    tag=tag or self.tag,
+                )
+            )
+            return fn
+
+        return deco
 
 
 def client_ip(request: web.Request) -> str | None:
@@ -91,19 +161,10 @@ def _validation_problem(exc: ValidationError, where: str) -> ProblemError:
 
 
 class Api:
-    """The route table. `add` registers a handler; `install` mounts them on an app."""
+    """The app's route table: mounts every declared route and writes the OpenAPI document."""
 
-    def __init__(self) -> None:
-        self.routes: list[Route] = []
-
-    def add(
-        self, method: str, path: str, *, summary: str, roles: tuple[str, ...] | None, **kw: Any
-    ) -> Callable[[Handler], Handler]:
-        def deco(fn: Handler) -> Handler:
-            self.routes.append(Route(method, path, fn, summary, roles, **kw))
-            return fn
-
-        return deco
+    def __init__(self, groups: Iterable[Routes]) -> None:
+        self.routes: list[Route] = [r for g in groups for r in g.routes]
 
     def install(self, app: web.Application) -> None:
         for route in self.routes:
@@ -111,11 +172,11 @@ class Api:
 
     def _wrap(self, route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handle(request: web.Request) -> web.StreamResponse:
-            rt = request.app[RUNTIME]
+            svc = request.app[SERVICES]
             started = time.perf_counter()
             status = 500
             try:
-                resp = await self._dispatch(route, request, rt)
+                resp = await self._dispatch(route, request, svc)
                 status = resp.status
                 return resp
             except ProblemError as exc:
@@ -128,12 +189,12 @@ class Api:
                 status = getattr(exc, "status", 500)
                 raise
             finally:
-                rt.metrics.requests.labels(route.method, route.path, str(status)).inc()
-                rt.metrics.latency.labels(route.path).observe(time.perf_counter() - started)
+                svc.metrics.requests.labels(route.method, route.path, str(status)).inc()
+                svc.metrics.latency.labels(route.path).observe(time.perf_counter() - started)
 
         return handle
 
-    async def _dispatch(self, route: Route, request: web.Request, rt: Runtime) -> web.StreamResponse:
+    async def _dispatch(self, route: Route, request: web.Request, svc: Services) -> web.StreamResponse:
         identity = request.get(IDENTITY)
         if route.roles is not None:
             if identity is None:
@@ -152,18 +213,17 @@ class Api:
             if not _ID.fullmatch(raw) or not 1 <= int(raw) <= MAX_ID:
                 raise ProblemError(404, "Not found", f"{name} must be a positive whole number, not {raw!r}")
             path[name] = int(raw)
-        call = Call(request, rt, identity, path, tokens=tokens)
+        query: BaseModel | None = None
         if route.query is not None:
             try:
-                call.query = route.query.model_validate(dict(request.query))
+                query = route.query.model_validate(dict(request.query))
             except ValidationError as exc:
                 raise _validation_problem(exc, "query") from exc
-        if route.body is not None:
-            call.body = await _read_body(request, route.body)
-        return await route.handler(call)
+        body = await _read_body(request, route.body) if route.body is not None else None
+        return await route.handler(Call(request, svc, identity, path, body, query, tokens))
 
     def openapi(self) -> dict[str, Any]:
-        """Return the OpenAPI 3.1 document for every registered route."""
+        """Return the OpenAPI 3.1 document for every route."""
         models: list[tuple[type[BaseModel], Any]] = [(Problem, "serialization")]
         for r in self.routes:
             if r.body is not None:
@@ -173,8 +233,7 @@ class Api:
         _, defs = models_json_schema(models, ref_template="#/components/schemas/{model}")
         paths: dict[str, dict[str, Any]] = {}
         for r in self.routes:
-            op = _operation(r)
-            paths.setdefault(r.path, {})[r.method.lower()] = op
+            paths.setdefault(r.path, {})[r.method.lower()] = _operation(r)
         return {
             "openapi": "3.1.0",
             "info": {
@@ -259,10 +318,7 @@ def _operation(r: Route) -> dict[str, Any]:
         op["parameters"] = params
     if r.body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(r.body)}}}
-    if r.roles is not None:
-        op["security"] = [{"cookieAuth": []}, {"bearerAuth": []}]
-    else:
-        op["security"] = []
+    op["security"] = [{"cookieAuth": []}, {"bearerAuth": []}] if r.roles is not None else []
     ok: dict[str, Any] = {"description": r.summary}
     if r.response is not None:
         schema = {"type": "array", "items": _ref(r.response)} if r.many else _ref(r.response)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -72,6 +73,14 @@ class Settings:
     def secure_cookies(self) -> bool:
         return self.base_url.startswith("https://")
 
+    def browser_ice(self) -> list[dict[str, Any]]:
+        """Return the ICE servers the browsers are given (LASTMILE_ICE_SERVERS)."""
+        return parse_ice_servers(self.ice_servers, "LASTMILE_ICE_SERVERS")
+
+    def server_ice(self) -> list[dict[str, Any]]:
+        """Return the ICE servers of the server's own audio peer (LASTMILE_SERVER_ICE_SERVERS)."""
+        return parse_ice_servers(self.server_ice_servers, "LASTMILE_SERVER_ICE_SERVERS")
+
     def whisper_options(self) -> EngineOptions:
         """Return how Whisper is loaded and run, or raise SystemExit naming the bad setting."""
         try:
@@ -103,6 +112,17 @@ class Settings:
 
 
 _TRUE = {"1", "true", "yes", "on"}
+
+
+def parse_ice_servers(raw: str, name: str) -> list[dict[str, Any]]:
+    """Parse a JSON list like [{"urls": "stun:stun.example.org"}], or raise SystemExit naming `name`."""
+    try:
+        value = json.loads(raw or "[]")
+    except ValueError as exc:
+        raise SystemExit(f"{name} is not JSON: {exc}") from exc
+    if not isinstance(value, list) or not all(isinstance(v, dict) and "urls" in v for v in value):
+        raise SystemExit(f'{name} must be a JSON list of {{"urls": ...}} objects')
+    return value
 
 
 def load_settings(env: dict[str, str] | None = None, toml_path: Path | None = None) -> Settings:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from caserecord.models import Booking
 from tests.conftest import Staff
 from tests.helpers import Client, ok, open_case, problem, publish
+from web.services import SERVICES
 
 Role = Callable[[str], Awaitable[dict[str, str]]]
 
@@ -113,7 +114,7 @@ async def test_overlapping_slots_of_different_lengths_cannot_both_be_booked(
         await client.delete(f"/api/workers/{staff.worker.id}/office-hours/{block['id']}", headers=w), 409
     )
 
-    db = client.app[__import__("web.runtime", fromlist=["RUNTIME"]).RUNTIME].db
+    db = client.app[SERVICES].db
     with db.session(write=True) as s:
         s.add(
             Booking(

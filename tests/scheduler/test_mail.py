@@ -22,7 +22,7 @@ from scheduler.delivery import MessageContext
 from tests.conftest import AppMaker, Clock, Staff
 from tests.helpers import ok
 from tests.scheduler.mailbox import Recorder, booked, calendar_part, free_port, smtp_sink, subject, text_part
-from web.admin_pages import SENDER
+from web.services import SERVICES
 
 
 async def test_invite_reschedule_and_cancel_arrive_with_one_uid_and_rising_sequence(
@@ -36,7 +36,7 @@ async def test_invite_reschedule_and_cancel_arrive_with_one_uid_and_rising_seque
             outbox_sender=False,
             data_dir=tmp_path,
         )
-        sender = client.app[SENDER]
+        sender = client.app[SERVICES].sender
         headers, booking = await booked(client, staff.worker.id, staff.worker.email)
         await sender.run_due(clock.now)
         await ok(
@@ -99,7 +99,7 @@ async def test_a_spanish_speaking_client_gets_spanish(
             smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
         )
         await booked(client, staff.worker.id, staff.worker.email, language="es")
-        await client.app[SENDER].run_due(clock.now)
+        await client.app[SERVICES].sender.run_due(clock.now)
     (msg,) = mailbox.messages
     assert subject(msg).startswith("Su cita con Worker: jueves 5 de marzo de 2026, 09:00")
     assert msg["Content-Language"] == "es"
@@ -115,7 +115,7 @@ async def test_an_office_hour_date_cancelled_tells_the_client_why(
             smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
         )
         headers, _ = await booked(client, staff.worker.id, staff.worker.email)
-        await client.app[SENDER].run_due(clock.now)
+        await client.app[SERVICES].sender.run_due(clock.now)
         blocks = await ok(await client.get(f"/api/workers/{staff.worker.id}/office-hours", headers=headers))
         await ok(
             await client.post(
@@ -125,7 +125,7 @@ async def test_an_office_hour_date_cancelled_tells_the_client_why(
             ),
             201,
         )
-        await client.app[SENDER].run_due(clock.now)
+        await client.app[SERVICES].sender.run_due(clock.now)
     cancel = mailbox.messages[-1]
     method, _ = calendar_part(cancel)
     assert method == "CANCEL" and "office hours that day were cancelled" in text_part(cancel)
@@ -233,7 +233,7 @@ async def test_a_kept_connection_the_server_closes_is_opened_again_for_the_same_
             case = await ok(await client.post("/api/cases", json=body, headers=headers), 201)
             booking = {"worker_id": staff.worker.id, "case_id": case["id"], "start": start}
             await ok(await client.post("/api/bookings", json=booking, headers=headers), 201)
-        sender = client.app[SENDER]
+        sender = client.app[SERVICES].sender
         sender.config = dataclasses.replace(sender.config, concurrency=1)  # one connection for all
         report = await sender.run_due(clock.now)
     finally:

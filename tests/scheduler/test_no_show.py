@@ -12,7 +12,7 @@ from caserecord.db import Database
 from caserecord.models import Booking, ClientLink, Visit
 from tests.conftest import AppMaker, Clock, Staff
 from tests.scheduler.mailbox import booked, outbox_rows, smtp_sink, subject, text_part
-from web.admin_pages import SENDER
+from web.services import SERVICES
 
 START = datetime(2026, 3, 5, 17, 0, tzinfo=UTC)
 
@@ -25,7 +25,7 @@ async def test_a_no_show_is_marked_the_worker_told_and_the_client_offered_a_new_
         client = await make_client(
             smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path, no_show_minutes=15
         )
-        sender = client.app[SENDER]
+        sender = client.app[SERVICES].sender
         _, booking = await booked(client, staff.worker.id, staff.worker.email)
         clock.now = START + timedelta(minutes=14)
         assert (await sender.run_due(clock.now))["no_show"] == 0

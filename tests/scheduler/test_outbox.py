@@ -15,7 +15,7 @@ from scheduler import delivery, outbox
 from tests.conftest import AppMaker, Clock, Staff
 from tests.helpers import ok
 from tests.scheduler.mailbox import booked, hanging_smtp, outbox_rows, smtp_sink, subject
-from web.admin_pages import SENDER
+from web.services import SERVICES
 
 START = datetime(2026, 3, 5, 17, 0, tzinfo=UTC)  # Thursday 09:00 in Los Angeles
 
@@ -67,7 +67,7 @@ async def test_reminders_leave_on_time_once_and_late_ones_still_go(
         client = await make_client(
             smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
         )
-        sender = client.app[SENDER]
+        sender = client.app[SERVICES].sender
         _, booking = await booked(client, staff.worker.id, staff.worker.email)
         assert (await sender.run_due(clock.now))["sent"] == 2  # invitation by e-mail and SMS
         clock.now = START - timedelta(hours=24, seconds=1)
@@ -100,7 +100,7 @@ async def test_two_senders_and_a_restart_send_each_message_once(
         await booked(first, staff.worker.id, staff.worker.email)
         clock.now = START - timedelta(hours=24)
         reports = await asyncio.gather(
-            first.app[SENDER].run_due(clock.now), second.app[SENDER].run_due(clock.now)
+            first.app[SERVICES].sender.run_due(clock.now), second.app[SERVICES].sender.run_due(clock.now)
         )
         assert reports[0]["sent"] + reports[1]["sent"] == 4  # invitation and 24-hour reminder, two channels
         assert len(mailbox.messages) == 2
@@ -109,9 +109,9 @@ async def test_two_senders_and_a_restart_send_each_message_once(
         await second.close()
         clock.now = START - timedelta(minutes=30)
         third = await make_client(**{**settings, "outbox_sender": True})
-        await asyncio.wait_for(third.app[SENDER].idle.wait(), 10)
+        await asyncio.wait_for(third.app[SERVICES].sender.idle.wait(), 10)
         assert len(mailbox.messages) == 3
-        await third.app[SENDER].run_due(clock.now)
+        await third.app[SERVICES].sender.run_due(clock.now)
         kinds = sorted(subject(m).split(":")[0] for m in mailbox.messages)
         assert kinds == ["Reminder", "Reminder", "Your visit with Worker"]
 
@@ -131,7 +131,7 @@ async def test_a_claim_whose_process_died_is_sent_after_its_lease(
         assert email_row.id is not None
         ctx = await database.write(delivery.claim, email_row.id, clock.now, "http://lastmile.test")
         assert ctx is not None  # ...and the process dies before sending
-        sender = client.app[SENDER]
+        sender = client.app[SERVICES].sender
         await sender.run_due(clock.now)
         assert mailbox.messages == []
         clock.advance(seconds=delivery.LEASE.total_seconds() + 1)
@@ -149,7 +149,7 @@ async def test_a_cancelled_booking_sends_no_reminder(
             smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
         )
         headers, booking = await booked(client, staff.worker.id, staff.worker.email)
-        sender = client.app[SENDER]
+        sender = client.app[SERVICES].sender
         await sender.run_due(clock.now)
         await ok(await client.post(f"/api/bookings/{booking['id']}/cancel", json={}, headers=headers))
         rows = states(outbox_rows(database, booking["id"]))
@@ -186,7 +186,7 @@ async def test_a_reschedule_withdraws_the_old_reminders_and_queues_new_ones(
     rows = states(outbox_rows(database, booking["id"]))
     assert rows["reminder_1h:email:s0"] == "withdrawn" and rows["reminder_1h:email:s1"] == "pending"
     assert "rescheduled:email:s1" not in rows and rows["invitation:email"] == "pending"
-    await client.app[SENDER].run_due(clock.now)
+    await client.app[SERVICES].sender.run_due(clock.now)
     await ok(
         await client.post(
             f"/api/bookings/{booking['id']}/reschedule",
@@ -215,7 +215,7 @@ async def test_a_refusing_server_is_retried_with_backoff_then_failed_and_shown(
             outbox_retry_seconds=60,
         )
         _, booking = await booked(client, staff.worker.id, staff.worker.email)
-        sender = client.app[SENDER]
+        sender = client.app[SERVICES].sender
         report = await sender.run_due(clock.now)
         assert report["retry"] == 1 and report["sent"] == 1  # the SMS is not held up
         row = next(r for r in outbox_rows(database, booking["id"]) if r.key.endswith("invitation:email"))
@@ -249,7 +249,7 @@ async def test_a_hanging_server_times_out_without_holding_up_the_others(
         )
         _, booking = await booked(client, staff.worker.id, staff.worker.email)
         began = time.monotonic()
-        report = await client.app[SENDER].run_due(clock.now)
+        report = await client.app[SERVICES].sender.run_due(clock.now)
         assert time.monotonic() - began < 5
     assert report["failed"] == 1 and report["sent"] == 1
     rows = states(outbox_rows(database, booking["id"]))
@@ -262,7 +262,7 @@ async def test_a_booking_wakes_the_running_sender_at_once(
     assert staff.worker.id is not None
     with smtp_sink() as (mailbox, port):
         client = await make_client(smtp_url=f"smtp://127.0.0.1:{port}", data_dir=tmp_path)
-        sender = client.app[SENDER]
+        sender = client.app[SERVICES].sender
         await asyncio.wait_for(sender.idle.wait(), 10)  # the start-up pass found nothing
         await booked(client, staff.worker.id, staff.worker.email)
         await asyncio.wait_for(sender.idle.wait(), 10)
@@ -344,7 +344,7 @@ async def test_many_due_messages_leave_once_over_kept_connections(
             )
             body = {"worker_id": staff.worker.id, "case_id": case["id"], "start": start}
             await ok(await client.post("/api/bookings", json=body, headers=headers), 201)
-        sender = client.app[SENDER]
+        sender = client.app[SERVICES].sender
         sender.config = dataclasses.replace(sender.config, batch=2, concurrency=2)
         report = await sender.run_due(clock.now)
         assert report["sent"] == 5 and sum(report.values()) == 5  # 4 e-mails, 1 SMS
@@ -364,7 +364,7 @@ async def test_e_mail_and_sms_speak_the_clients_language(
         )
         await booked(client, staff.worker.id, staff.worker.email, language="es")
         clock.now = START - timedelta(hours=24)
-        assert (await client.app[SENDER].run_due(clock.now))["sent"] == 4
+        assert (await client.app[SERVICES].sender.run_due(clock.now))["sent"] == 4
     subjects = sorted(subject(m) for m in mailbox.messages)
     assert subjects[0].startswith("Recordatorio: su cita con Worker") and subjects[1].startswith(
         "Su cita con"

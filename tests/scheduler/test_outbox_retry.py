@@ -12,7 +12,7 @@ from caserecord.models import AuditEvent
 from tests.conftest import AppMaker, Clock, Staff, login
 from tests.helpers import ok
 from tests.scheduler.mailbox import booked, outbox_rows, smtp_sink, subject
-from web.admin_pages import SENDER
+from web.services import SERVICES
 
 
 def csrf_of(html: str) -> str:
@@ -30,7 +30,7 @@ async def test_an_admin_retries_a_failed_message_and_it_is_sent(
             smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path, outbox_max_attempts=1
         )
         _, booking = await booked(client, staff.worker.id, staff.worker.email)
-        sender = client.app[SENDER]
+        sender = client.app[SERVICES].sender
         assert (await sender.run_due(clock.now))["failed"] == 1
         failed = next(r for r in outbox_rows(database, booking["id"]) if r.state == "failed")
         admin = await login(client, staff.admin.email)
@@ -88,7 +88,7 @@ async def test_retry_all_failed_puts_every_failed_message_back(
         start = "2026-03-05T10:00:00-08:00"
         booking = {"worker_id": staff.worker.id, "case_id": case["id"], "start": start}
         await ok(await client.post("/api/bookings", json=booking, headers=headers), 201)
-        sender = client.app[SENDER]
+        sender = client.app[SERVICES].sender
         assert (await sender.run_due(clock.now))["failed"] == 2
         admin = await login(client, staff.admin.email)
         html = await (await client.get("/admin/outbox", headers=admin)).text()

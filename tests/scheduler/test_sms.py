@@ -9,7 +9,7 @@ from caserecord.db import Database
 from scheduler import sms
 from tests.conftest import AppMaker, Clock, Staff, login
 from tests.scheduler.mailbox import booked, outbox_rows, sms_provider
-from web.admin_pages import SENDER
+from web.services import SERVICES
 
 START = datetime(2026, 3, 5, 17, 0, tzinfo=UTC)
 INBOUND = "http://lastmile.test/sms/inbound"
@@ -23,7 +23,7 @@ async def test_texts_go_to_the_provider_and_stop_ends_them(
         client = await make_client(
             sms_url=url, sms_from="+15550001111", outbox_sender=False, data_dir=tmp_path
         )
-        sender = client.app[SENDER]
+        sender = client.app[SERVICES].sender
         _, booking = await booked(client, staff.worker.id, staff.worker.email)
         await sender.run_due(clock.now)
         (sent,) = provider.requests
@@ -65,7 +65,7 @@ async def test_a_number_the_provider_refuses_fails_at_once(
         provider.status = 400
         client = await make_client(sms_url=url, outbox_sender=False, data_dir=tmp_path)
         _, booking = await booked(client, staff.worker.id, staff.worker.email)
-        report = await client.app[SENDER].run_due(clock.now)
+        report = await client.app[SERVICES].sender.run_due(clock.now)
     assert report["failed"] == 1 and report["sent"] == 1
     row = next(r for r in outbox_rows(database, booking["id"]) if r.key.endswith("invitation:sms"))
     assert row.state == "failed" and row.attempts == 1 and "400" in (row.last_error or "")
@@ -78,7 +78,7 @@ async def test_without_a_provider_texts_land_in_the_file_outbox(
     client = await make_client(outbox_sender=False, data_dir=tmp_path)
     await booked(client, staff.worker.id, staff.worker.email)
     clock.advance(minutes=1)
-    await client.app[SENDER].run_due(clock.now)
+    await client.app[SERVICES].sender.run_due(clock.now)
     (text,) = sms.file_outbox(tmp_path / "outbox" / "sms")
     assert text.to == "+15035550199" and "Worker" in text.body
     assert (await client.post("/sms/inbound", data={"From": "+1", "Body": "STOP"})).status == 404

@@ -15,7 +15,7 @@ from caserecord.models import User
 from scheduler import blocks, hours, walk_ins
 from tests.conftest import AppMaker, Clock, Staff, add_user, login
 from tests.helpers import Client, ok, problem, publish
-from web.runtime import RUNTIME
+from web.services import SERVICES
 
 TUESDAY_1430_LA = datetime(2026, 3, 3, 22, 30, tzinfo=UTC)  # Tuesday 14:30 in Los Angeles
 WALK_IN: dict[str, Any] = {"weekdays": ["TU"], "start_time": "14:00", "end_time": "16:00", "mode": "walk_in"}
@@ -108,7 +108,7 @@ async def test_the_kiosk_lists_open_queues_and_a_client_joins_one(
     await ok(await client.post(f"/api/visits/{visit_id}/end", json={}, headers=w))
     assert (await _next(client_ws, "ended"))["reason"] == "ended by the worker"
 
-    with client.app[RUNTIME].db.session() as s:
+    with client.app[SERVICES].db.session() as s:
         events = [e for e in audit.events(s, case_id=detail["case_id"]) if e.action == "visit.walk_in"]
     (event,) = events
     assert event.actor_role == "client" and event.ip == "127.0.0.1"

@@ -16,7 +16,7 @@ from tests.conftest import AppMaker, Clock, Staff, login
 from tests.helpers import ok, open_case, publish
 from tests.visits.audio_fixtures import make_speech_wav
 from tests.visits.peers import offer_for, wait_for
-from web.runtime import RUNTIME
+from web.services import SERVICES
 
 SAID = "My landlord says we will be evicted next week"
 
@@ -111,7 +111,7 @@ async def test_a_risk_heard_live_is_confirmed_by_the_worker_and_lands_in_the_not
     note = await ok(await client.get(f"/api/visits/{visit_id}/note", headers=w))
     confirmed = [f for f in note["risk_flags"] if f["status"] == "confirmed"]
     assert [f["category"] for f in confirmed] == ["eviction_or_homelessness"]
-    with client.app[RUNTIME].db.session() as s:
+    with client.app[SERVICES].db.session() as s:
         (row,) = s.exec(select(RiskAlert)).all()
         assert row.note_id == note["id"]
     # Un-confirming it in the note withdraws the alert it raised during the visit.

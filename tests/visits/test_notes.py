@@ -15,8 +15,7 @@ from caserecord.models import Note
 from tests.conftest import AppMaker, Clock, Staff, login
 from tests.helpers import ok, open_case, publish
 from visits import lifecycle
-from web.notes import enforce_retention
-from web.runtime import RUNTIME
+from web.services import SERVICES
 
 
 async def _ended_visit(
@@ -34,7 +33,7 @@ async def _ended_visit(
     token = booking["client_join_url"].rsplit("/", 1)[1]
     joined = await ok(await client.post(f"/api/join/{token}", json={"consent": consent}))
     visit_id = int(booking["visit_id"])
-    db: Database = client.app[RUNTIME].db
+    db: Database = client.app[SERVICES].db
     worker = Actor(staff.worker.id, "worker")
     with db.session(write=True) as s:
         lifecycle.admit(s, worker, visit_id, joined["participant_id"], clock.now)
@@ -107,9 +106,9 @@ async def test_audio_is_kept_for_the_retention_period_after_signing(
     signed = await ok(await client.post(f"/api/notes/{note['id']}/sign", headers=w))
     assert signed["audio_deleted_at"] is None and (folder / "2-1.wav").exists()
     clock.advance(days=29)
-    assert await enforce_retention(client.app) == 0 and (folder / "2-1.wav").exists()
+    assert await client.app[SERVICES].visits.enforce_retention() == 0 and (folder / "2-1.wav").exists()
     clock.advance(days=1, minutes=1)
-    assert await enforce_retention(client.app) == 1
+    assert await client.app[SERVICES].visits.enforce_retention() == 1
     assert not folder.exists()
     with db.session() as s:
         kept = s.exec(select(Note).where(Note.visit_id == visit_id)).one()
@@ -169,7 +168,7 @@ async def test_audio_left_on_disk_by_a_crash_is_transcribed_into_the_note(
     assert "evicted" in line["text"].lower() and line["start"] >= 12.0
     assert [f["category"] for f in note["risk_flags"]] == ["eviction_or_homelessness"]
     await asyncio.sleep(0.5)
-    db: Database = first.app[RUNTIME].db
+    db: Database = first.app[SERVICES].db
     with db.session() as s:
         assert s.exec(select(func.count()).select_from(Note)).one() == 1
     assert second.app is not None

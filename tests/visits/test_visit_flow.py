@@ -12,7 +12,7 @@ from aiohttp import ClientWebSocketResponse, WSMsgType
 from caserecord import audit
 from tests.conftest import AppMaker, Clock, Staff, login
 from tests.helpers import Client, ok, open_case, problem, publish
-from web.runtime import RUNTIME
+from web.services import SERVICES
 
 Role = Callable[[str], Awaitable[dict[str, str]]]
 SLOT = "2026-03-03T09:00:00-08:00"
@@ -119,7 +119,7 @@ async def test_waiting_room_admit_message_and_end(make_client: AppMaker, staff: 
     page = await client.get(f"/j/{token}")
     assert page.status == 410 and "has ended" in await page.text()
     await problem(await client.post(f"/api/visits/{visit_id}/end", json={}, headers=w), 409)
-    with client.app[RUNTIME].db.session() as s:
+    with client.app[SERVICES].db.session() as s:
         actions = [e.action for e in audit.events(s, case_id=booking["case_id"])]
     for action in ("visit.check_in", "visit.message", "visit.admit", "visit.end"):
         assert action in actions

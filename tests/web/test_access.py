@@ -1,6 +1,6 @@
 """Every role against every endpoint of the JSON API, acting on one worker's records.
 
-The worker (`staff.worker`) is in `staff.supervisor`'s team. For each route in `api.routes` the
+The worker (`staff.worker`) is in `staff.supervisor`'s team. For each API route (`web.api.build_api`) the
 table below says what each caller gets: admins do everything, the supervisor reads the team's
 records but changes none, the worker reads and writes their own, the other team gets 403 and an
 anonymous caller 401. A route missing from the table fails `test_the_table_covers_every_route`.
@@ -21,8 +21,8 @@ from caserecord import audit, transcripts
 from caserecord.db import Database
 from tests.conftest import PASSWORD, Staff, login
 from tests.helpers import TUESDAY_MORNINGS, Client, ok, open_case, problem, publish
-from web.api import api
-from web.runtime import RUNTIME
+from web.api import build_api
+from web.services import SERVICES
 
 Role = Callable[[str], Awaitable[dict[str, str]]]
 ROLES = ("admin", "supervisor", "worker", "other_supervisor", "other_worker", "anonymous")
@@ -369,7 +369,7 @@ async def _acknowledge(w: World) -> Req:
 async def _live_flag(w: World) -> Req:
     """A client checked in said something risky a second into the visit; confirm it."""
     visit_id, participant_id = await w.waiting_client()
-    with w.client.app[RUNTIME].db.session(write=True) as s:
+    with w.client.app[SERVICES].db.session(write=True) as s:
         transcripts.add_segment(s, visit_id, f"client:{participant_id}", 1.0, 3.0, "We will be evicted.", [])
     flag = {"category": "eviction_or_homelessness", "quote": "We will be evicted.", "start": 1.0}
     return Req("POST", f"/api/visits/{visit_id}/risk-flags", flag)
@@ -431,7 +431,7 @@ TABLE: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
 
 
 def test_the_table_covers_every_route() -> None:
-    routes = {(r.method, r.path) for r in api.routes}
+    routes = {(r.method, r.path) for r in build_api().routes}
     missing = sorted(routes - TABLE.keys())
     assert not missing, f"add these routes to the access table: {missing}"
     assert not sorted(TABLE.keys() - routes), "the table names routes that no longer exist"

@@ -7,7 +7,7 @@ from sqlmodel import select
 from caserecord.models import AuditEvent
 from tests.conftest import PASSWORD, Clock, Staff, login
 from tests.helpers import Client, ok, problem
-from web.runtime import RUNTIME
+from web.services import SERVICES
 
 
 async def test_login_sets_a_strict_cookie_and_logout_ends_the_session(client: Client, staff: Staff) -> None:
@@ -33,7 +33,7 @@ async def test_wrong_password_is_refused_and_audited(client: Client, staff: Staf
     await problem(
         await client.post("/api/session", json={"email": "nobody@agency.test", "password": "nope"}), 401
     )
-    db = client.app[RUNTIME].db
+    db = client.app[SERVICES].db
     with db.session() as s:
         failed = list(s.exec(select(AuditEvent).where(AuditEvent.action == "session.login_failed")))
     assert len(failed) == 2 and all(e.ip == "127.0.0.1" for e in failed)
@@ -80,7 +80,7 @@ async def test_cross_site_write_with_the_cookie_is_refused(client: Client, staff
 
 async def test_deactivated_user_loses_access(client: Client, staff: Staff) -> None:
     headers = await login(client, staff.worker.email)
-    db = client.app[RUNTIME].db
+    db = client.app[SERVICES].db
     with db.session(write=True) as s:
         user = s.get(type(staff.worker), staff.worker.id)
         assert user is not None

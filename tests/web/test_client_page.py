@@ -13,7 +13,7 @@ from caserecord.models import Booking, ClientLink
 from tests.conftest import AppMaker, Clock, Staff, login
 from tests.helpers import Client
 from tests.scheduler.mailbox import booked, outbox_rows, smtp_sink
-from web.admin_pages import SENDER
+from web.services import SERVICES
 
 START = datetime(2026, 3, 5, 17, 0, tzinfo=UTC)
 
@@ -117,7 +117,7 @@ async def test_the_admin_sees_failed_and_waiting_messages(
             smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path, outbox_max_attempts=1
         )
         await booked(client, staff.worker.id, staff.worker.email)
-        await client.app[SENDER].run_due(clock.now)
+        await client.app[SERVICES].sender.run_due(clock.now)
     admin = await login(client, staff.admin.email)
     resp = await client.get("/admin/outbox", headers=admin)
     html = await resp.text()

@@ -16,7 +16,7 @@ from caserecord.models import AuditEvent, Booking, OutboxMessage, Visit
 from tests.conftest import PASSWORD, AppMaker, Clock, Staff, login
 from tests.helpers import ok, open_case, publish
 from visits import lifecycle
-from web.runtime import RUNTIME
+from web.services import SERVICES
 
 CLIENT_SAYS = "My landlord says we will be evicted."
 WORKER_SAYS = "Let's meet again next Tuesday at ten to look at the letter."
@@ -39,7 +39,7 @@ async def _visit_with_note(make_client: AppMaker, staff: Staff, clock: Clock) ->
     joined = await ok(await client.post(f"/api/join/{token}", json={"consent": True}))
     visit_id = int(booking["visit_id"])
     worker = Actor(staff.worker.id, "worker")
-    with client.app[RUNTIME].db.session(write=True) as s:
+    with client.app[SERVICES].db.session(write=True) as s:
         me, _ = lifecycle.staff_participant(s, worker, visit_id, clock.now)
         lifecycle.admit(s, worker, visit_id, joined["participant_id"], clock.now)
         transcripts.add_segment(s, visit_id, f"client:{joined['participant_id']}", 3.0, 6.5, CLIENT_SAYS, [])
@@ -118,7 +118,7 @@ async def test_every_version_is_kept_and_a_signed_note_grows_only_by_addenda(
     assert await ok(await client.get("/api/notes", headers=other)) == []
     assert (await client.get("/api/notes?status=lost", headers=w)).status == 422
 
-    with client.app[RUNTIME].db.session() as s:
+    with client.app[SERVICES].db.session() as s:
         actions = list(s.exec(select(AuditEvent.action).where(AuditEvent.entity == "note")))
     assert actions.count("note.addendum") == 2 and "note.read" in actions
 
@@ -262,7 +262,7 @@ async def test_the_supervisor_sees_live_visits_of_the_team(
     await _next_message(ws, "visits")
     assert await ok(await client.get("/api/live-visits", headers=sup)) == []
     await ws.close()
-    with client.app[RUNTIME].db.session() as s:
+    with client.app[SERVICES].db.session() as s:
         reads = s.exec(select(AuditEvent).where(AuditEvent.action == "visit.live.read")).all()
     assert reads and all(r.actor_id == staff.supervisor.id for r in reads)
 
@@ -305,7 +305,7 @@ async def test_the_suggested_follow_up_is_booked_in_one_click(
     assert again.status == 409
     follow = await ok(await client.get(f"/api/notes/{note_id}/follow-up", headers=w))
     assert follow["booking"]["id"] == booked["id"] and follow["suggested"] is None
-    with client.app[RUNTIME].db.session() as s:
+    with client.app[SERVICES].db.session() as s:
         visit = s.get(Visit, visit_id)
         new = s.get(Booking, booked["id"])
         assert visit is not None and new is not None and new.case_id == visit.case_id

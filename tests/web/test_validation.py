@@ -17,7 +17,7 @@ from sqlmodel import SQLModel
 from caserecord.db import Database
 from tests.conftest import Staff
 from tests.helpers import TUESDAY_MORNINGS, Client, ok, open_case, publish
-from web.api import api
+from web.api import build_api
 
 Role = Callable[[str], Awaitable[dict[str, str]]]
 # Mondays and Fridays: never overlaps the Tuesday/Thursday block the fixture publishes, so a 409
@@ -291,7 +291,7 @@ async def test_bad_path_ids(client: Client, staff: Staff, as_role: Role, databas
         "block_id": ctx.ids["block"],
     }
     cases = []
-    for route in api.routes:
+    for route in build_api().routes:
         params = [name for name in good if "{" + name + "}" in route.path]
         for name in params:
             for bad_id in BAD_IDS:

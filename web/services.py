@@ -1,10 +1,11 @@
-"""The typed state the handlers share, handed down through one AppKey."""
+"""Everything the handlers share, in one typed object on one AppKey (built by `create_app`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -13,9 +14,14 @@ from caserecord.accounts import SessionPolicy
 from caserecord.audit import Actor
 from caserecord.db import Database
 from caserecord.models import User
-from scheduler.bookings import JoinPolicy
+from scheduler import JoinPolicy, Links, Sender
 from scheduler.outbox import parse_reminders
+from transcription.runtime import Transcription
+from visits.runtime import VisitRuntime
+from web.feeds import Feeds
+from web.render import Templates
 from web.settings import Settings
+from web.throttle import Throttle
 
 
 class Metrics:
@@ -44,13 +50,29 @@ class Metrics:
 
 
 @dataclass
-class Runtime:
-    """Everything a handler needs: settings, database, clock and metrics."""
+class Throttles:
+    """The in-process limits of the public kiosk and walk-in endpoints."""
+
+    kiosk_device: Throttle = field(default_factory=lambda: Throttle(limit=10, window=300))
+    kiosk_code: Throttle = field(default_factory=lambda: Throttle(limit=20, window=300))
+
+
+@dataclass
+class Services:
+    """The app's settings, database, clock and metrics, and each feature's runtime."""
 
     settings: Settings
     db: Database
     clock: Callable[[], datetime]
     metrics: Metrics
+    links: Links
+    templates: Templates
+    feeds: Feeds
+    visits: VisitRuntime
+    transcription: Transcription
+    sender: Sender
+    browser_ice: list[dict[str, Any]]
+    throttles: Throttles = field(default_factory=Throttles)
 
     @property
     def session_policy(self) -> SessionPolicy:
@@ -64,6 +86,10 @@ class Runtime:
             reminders=parse_reminders(self.settings.reminder_minutes),
         )
 
+    @property
+    def client_cutoff(self) -> timedelta:
+        return timedelta(hours=self.settings.client_cutoff_hours)
+
 
 @dataclass(frozen=True, slots=True)
 class Identity:
@@ -75,5 +101,5 @@ class Identity:
     token: str
 
 
-RUNTIME = web.AppKey("runtime", Runtime)
+SERVICES = web.AppKey("services", Services)
 IDENTITY = web.RequestKey("identity", Identity)

@@ -1,0 +1,16 @@
+"""The JSON API, one module per resource; `build_api` joins their routes into the app's table."""
+
+from __future__ import annotations
+
+from web.api import bookings, cases, joins, notes, office_hours, session, supervision, visits, workers
+from web.routing import Api
+
+
+def build_api() -> Api:
+    """Return the route table of every API module, in the order the OpenAPI document lists them."""
+    return Api(
+        m.routes for m in (session, workers, cases, office_hours, bookings, visits, joins, notes, supervision)
+    )
+
+
+__all__ = ["build_api"]

@@ -1,0 +1,143 @@
+"""Cases and their clients."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from aiohttp import web
+from pydantic import BaseModel, Field, StringConstraints
+from sqlmodel import Session
+
+from caserecord import access, cases
+from caserecord.audit import Actor
+from caserecord.models import Case, Client
+from scheduler.bookings import worker_zone
+from scheduler.links import Links
+from web.api.common import STAFF, WRITERS, BookingOut, In, Name, booking_out
+from web.routing import Call, Routes, json_response
+
+routes = Routes("cases")
+
+
+class ClientIn(In):
+    name: Name
+    phone: Annotated[str, StringConstraints(max_length=32)] | None = None
+    email: Annotated[str, StringConstraints(max_length=254)] | None = None
+    language: Annotated[str, StringConstraints(min_length=2, max_length=16)] = "en"
+
+
+class CaseIn(In):
+    worker_id: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    client: ClientIn
+    title: Annotated[str, StringConstraints(max_length=200)] = ""
+
+
+class ClientOut(BaseModel):
+    id: int
+    name: str
+    phone: str | None
+    email: str | None
+    language: str
+
+
+class VisitOut(BaseModel):
+    id: int
+    booking_id: int | None
+    status: str
+    join_opens_at: datetime
+    join_expires_at: datetime
+
+
+class CaseOut(BaseModel):
+    id: int
+    title: str
+    status: str
+    worker_id: int
+    opened_at: datetime
+    client: ClientOut
+    bookings: list[BookingOut] = []
+    visits: list[VisitOut] = []
+
+
+def _case(case: Case, client: Client) -> CaseOut:
+    assert case.id is not None and client.id is not None
+    return CaseOut(
+        id=case.id,
+        title=case.title,
+        status=case.status,
+        worker_id=case.worker_id,
+        opened_at=case.opened_at,
+        client=ClientOut(
+            id=client.id, name=client.name, phone=client.phone, email=client.email, language=client.language
+        ),
+    )
+
+
+def case_out(s: Session, actor: Actor, links: Links, case_id: int) -> CaseOut:
+    """A case with its client, bookings and visits (the read is audited)."""
+    case, client, booked, visits = cases.read_case(s, actor, case_id)
+    tz = worker_zone(s, case.worker_id)
+    by_booking = {v.booking_id: v for v in visits}
+    out = _case(case, client)
+    out.bookings = [booking_out(b, by_booking.get(b.id), tz, links) for b in booked]
+    out.visits = [
+        VisitOut(
+            id=v.id or 0,
+            booking_id=v.booking_id,
+            status=v.status,
+            join_opens_at=v.join_opens_at,
+            join_expires_at=v.join_expires_at,
+        )
+        for v in visits
+    ]
+    return out
+
+
+@routes.add(
+    "POST", "/api/cases", summary="Open a case for a new client", roles=WRITERS, response=CaseOut, status=201
+)
+async def create_case(call: Call[CaseIn, None]) -> web.StreamResponse:
+    body, actor = call.body, call.actor
+
+    def run(s: Session) -> CaseOut:
+        access.require_worker_write(s, actor, body.worker_id)
+        case, _ = cases.create_case(
+            s,
+            actor,
+            worker_id=body.worker_id,
+            client_name=body.client.name,
+            phone=body.client.phone,
+            email=body.client.email,
+            language=body.client.language,
+            title=body.title,
+        )
+        assert case.id is not None
+        return case_out(s, actor, call.svc.links, case.id)
+
+    return json_response(await call.svc.db.write(run), 201)
+
+
+@routes.add(
+    "GET",
+    "/api/cases",
+    summary="List the cases in the caller's caseload",
+    roles=STAFF,
+    response=CaseOut,
+    many=True,
+)
+async def list_cases(call: Call[None, None]) -> web.StreamResponse:
+    found = await call.svc.db.write(cases.list_cases, call.actor)
+    return json_response([_case(case, client) for case, client in found])
+
+
+@routes.add(
+    "GET",
+    "/api/cases/{case_id}",
+    summary="A case with its client and timeline",
+    roles=STAFF,
+    response=CaseOut,
+)
+async def get_case(call: Call[None, None]) -> web.StreamResponse:
+    case_id = call.path["case_id"]
+    return json_response(await call.svc.db.write(case_out, call.actor, call.svc.links, case_id))
