@@ -55,6 +55,8 @@ class Call(Generic[B, Q]):
 
 Handler = Callable[[Call[Any, Any]], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Callable[..., Awaitable[web.StreamResponse]])
+Roles = tuple[str, ...] | None  # None: no sign-in needed
+Model = type[BaseModel] | None
 
 
 @dataclass(frozen=True)
@@ -96,14 +98,26 @@ class Routes:
         self.tag = tag
         self.routes: list[Route] = []
 
-    def add(
+    def get(self, path: str, roles: Roles, response: Model = None, **kw: Any) -> Callable[[H], H]:
+        """Declare a GET route; its summary in the OpenAPI document is the handler's docstring."""
+        return self._add("GET", path, roles, response, **kw)
+
+    def post(self, path: str, roles: Roles, response: Model = None, **kw: Any) -> Callable[[H], H]:
+        return self._add("POST", path, roles, response, **kw)
+
+    def patch(self, path: str, roles: Roles, response: Model = None, **kw: Any) -> Callable[[H], H]:
+        return self._add("PATCH", path, roles, response, **kw)
+
+    def delete(self, path: str, roles: Roles, response: Model = None, **kw: Any) -> Callable[[H], H]:
+        return self._add("DELETE", path, roles, response, **kw)
+
+    def _add(
         self,
         method: str,
         path: str,
+        roles: Roles,
+        response: Model,
         *,
-        summary: str,
-        roles: tuple[str, ...] | None,
-        response: type[BaseModel] | None = None,
         many: bool = False,
         status: int = 200,
         media: str = "application/json",
@@ -111,7 +125,11 @@ class Routes:
         tag: str = "",
     ) -> Callable[[H], H]:
         def deco(fn: H) -> H:
+            doc = inspect.getdoc(fn)
+            if not doc:
+                raise TypeError(f"{fn.__name__}: an API handler's docstring is its summary")
             body, query = _models(fn)
+            summary = doc.splitlines()[0].removesuffix(".")
             self.routes.append(
                 Route(
                     method,

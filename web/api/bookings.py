@@ -47,16 +47,10 @@ def _book(
     return _out(s, bookings.book(s, actor, b.worker_id, b.case_id, b.start, now, join), links)
 
 
-@routes.add(
-    "POST",
-    "/api/bookings",
-    summary="Book a slot for a case",
-    roles=WRITERS,
-    response=BookingOut,
-    status=201,
-    errors=(404, 409),
-)
+@routes.post("/api/bookings", WRITERS, BookingOut, status=201, errors=(404, 409))
 async def create_booking(call: Call[BookingIn, None]) -> web.StreamResponse:
+    """Book a slot for a case."""
+
     svc = call.svc
     try:
         out = await svc.db.write(_book, call.actor, call.body, svc.clock(), svc.join_policy, svc.links)
@@ -67,23 +61,20 @@ async def create_booking(call: Call[BookingIn, None]) -> web.StreamResponse:
     return json_response(out, 201)
 
 
-@routes.add("GET", "/api/bookings/{booking_id}", summary="A booking", roles=STAFF, response=BookingOut)
+@routes.get("/api/bookings/{booking_id}", STAFF, BookingOut)
 async def get_booking(call: Call[None, None]) -> web.StreamResponse:
+    """A booking."""
+
     def run(s: Session) -> BookingOut:
         return _out(s, bookings.get_booking(s, call.actor, call.path["booking_id"]), call.svc.links)
 
     return json_response(await call.svc.db.write(run))
 
 
-@routes.add(
-    "POST",
-    "/api/bookings/{booking_id}/cancel",
-    summary="Cancel a booking",
-    roles=WRITERS,
-    response=BookingOut,
-    errors=(409,),
-)
+@routes.post("/api/bookings/{booking_id}/cancel", WRITERS, BookingOut, errors=(409,))
 async def cancel_booking(call: Call[CancelIn, None]) -> web.StreamResponse:
+    """Cancel a booking."""
+
     now = call.svc.clock()
 
     def run(s: Session) -> BookingOut:
@@ -93,15 +84,10 @@ async def cancel_booking(call: Call[CancelIn, None]) -> web.StreamResponse:
     return json_response(await call.svc.db.write(run))
 
 
-@routes.add(
-    "POST",
-    "/api/bookings/{booking_id}/reschedule",
-    summary="Move a booking to another slot",
-    roles=WRITERS,
-    response=BookingOut,
-    errors=(409,),
-)
+@routes.post("/api/bookings/{booking_id}/reschedule", WRITERS, BookingOut, errors=(409,))
 async def reschedule_booking(call: Call[RescheduleIn, None]) -> web.StreamResponse:
+    """Move a booking to another slot."""
+
     svc = call.svc
 
     def run(s: Session) -> BookingOut:
@@ -112,15 +98,10 @@ async def reschedule_booking(call: Call[RescheduleIn, None]) -> web.StreamRespon
     return json_response(await svc.db.write(run))
 
 
-@routes.add(
-    "GET",
-    "/api/bookings/{booking_id}/invite.ics",
-    summary="The booking's calendar invite",
-    roles=STAFF,
-    media="text/calendar",
-    tag="calendars",
-)
+@routes.get("/api/bookings/{booking_id}/invite.ics", STAFF, media="text/calendar", tag="calendars")
 async def booking_invite(call: Call[None, None]) -> web.StreamResponse:
+    """The booking's calendar invite."""
+
     svc = call.svc
     organizer = sender_address(svc.settings.mail_from, svc.settings.base_url).addr_spec
     body = await svc.db.write(

@@ -94,10 +94,10 @@ def case_out(s: Session, actor: Actor, links: Links, case_id: int) -> CaseOut:
     return out
 
 
-@routes.add(
-    "POST", "/api/cases", summary="Open a case for a new client", roles=WRITERS, response=CaseOut, status=201
-)
+@routes.post("/api/cases", WRITERS, CaseOut, status=201)
 async def create_case(call: Call[CaseIn, None]) -> web.StreamResponse:
+    """Open a case for a new client."""
+
     body, actor = call.body, call.actor
 
     def run(s: Session) -> CaseOut:
@@ -118,26 +118,17 @@ async def create_case(call: Call[CaseIn, None]) -> web.StreamResponse:
     return json_response(await call.svc.db.write(run), 201)
 
 
-@routes.add(
-    "GET",
-    "/api/cases",
-    summary="List the cases in the caller's caseload",
-    roles=STAFF,
-    response=CaseOut,
-    many=True,
-)
+@routes.get("/api/cases", STAFF, CaseOut, many=True)
 async def list_cases(call: Call[None, None]) -> web.StreamResponse:
+    """List the cases in the caller's caseload."""
+
     found = await call.svc.db.write(cases.list_cases, call.actor)
     return json_response([_case(case, client) for case, client in found])
 
 
-@routes.add(
-    "GET",
-    "/api/cases/{case_id}",
-    summary="A case with its client and timeline",
-    roles=STAFF,
-    response=CaseOut,
-)
+@routes.get("/api/cases/{case_id}", STAFF, CaseOut)
 async def get_case(call: Call[None, None]) -> web.StreamResponse:
+    """A case with its client and timeline."""
+
     case_id = call.path["case_id"]
     return json_response(await call.svc.db.write(case_out, call.actor, call.svc.links, case_id))

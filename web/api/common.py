@@ -12,6 +12,7 @@ from caserecord.models import Booking, User, Visit
 from scheduler.links import Links
 from scheduler.rules import Slot
 
+ADMINS = ("admin",)
 STAFF = ("admin", "supervisor", "worker")
 WRITERS = ("admin", "worker")
 REVIEWERS = ("admin", "supervisor")

@@ -137,14 +137,10 @@ def follow_up_out(found: FollowUp, links: Links) -> FollowUpOut:
     return FollowUpOut(suggested=suggested, when_text=found.when_text, booking=None)
 
 
-@routes.add(
-    "GET",
-    "/api/visits/{visit_id}/note",
-    summary="The visit's note (drafted when the visit ends)",
-    roles=STAFF,
-    response=NoteOut,
-)
+@routes.get("/api/visits/{visit_id}/note", STAFF, NoteOut)
 async def get_note(call: Call[None, None]) -> web.StreamResponse:
+    """The visit's note (drafted when the visit ends)."""
+
     def run(s: Session) -> NoteOut:
         note = notes.read_note(s, call.actor, call.path["visit_id"])
         return note_out(note, note_lists.addenda(s, note.id or 0))
@@ -152,15 +148,10 @@ async def get_note(call: Call[None, None]) -> web.StreamResponse:
     return json_response(await call.svc.db.write(run))
 
 
-@routes.add(
-    "PATCH",
-    "/api/notes/{note_id}",
-    summary="Edit a draft note's sections",
-    roles=WRITERS,
-    response=NoteOut,
-    errors=(409,),
-)
+@routes.patch("/api/notes/{note_id}", WRITERS, NoteOut, errors=(409,))
 async def patch_note(call: Call[NotePatch, None]) -> web.StreamResponse:
+    """Edit a draft note's sections."""
+
     edit = call.body.edit()
     note = await call.svc.db.write(
         notes.update_note, call.actor, call.path["note_id"], edit, call.body.version, call.svc.clock()
@@ -170,15 +161,10 @@ async def patch_note(call: Call[NotePatch, None]) -> web.StreamResponse:
     return json_response(note_out(note))
 
 
-@routes.add(
-    "POST",
-    "/api/notes/{note_id}/sign",
-    summary="Sign a note (no edits in place afterwards)",
-    roles=WRITERS,
-    response=NoteOut,
-    errors=(409,),
-)
+@routes.post("/api/notes/{note_id}/sign", WRITERS, NoteOut, errors=(409,))
 async def sign_note(call: Call[None, None]) -> web.StreamResponse:
+    """Sign a note (no edits in place afterwards)."""
+
     return json_response(note_out(await call.svc.visits.sign_note(call.actor, call.path["note_id"])))
 
 
@@ -188,39 +174,24 @@ async def _review(call: Call[ReviewIn, None], approve: bool) -> web.StreamRespon
     return json_response(note_out(note))
 
 
-@routes.add(
-    "POST",
-    "/api/notes/{note_id}/approve",
-    summary="Approve a signed note",
-    roles=REVIEWERS,
-    response=NoteOut,
-    errors=(409,),
-)
+@routes.post("/api/notes/{note_id}/approve", REVIEWERS, NoteOut, errors=(409,))
 async def approve_note(call: Call[ReviewIn, None]) -> web.StreamResponse:
+    """Approve a signed note."""
+
     return await _review(call, True)
 
 
-@routes.add(
-    "POST",
-    "/api/notes/{note_id}/return",
-    summary="Return a signed note to the worker with a comment",
-    roles=REVIEWERS,
-    response=NoteOut,
-    errors=(409,),
-)
+@routes.post("/api/notes/{note_id}/return", REVIEWERS, NoteOut, errors=(409,))
 async def return_note(call: Call[ReviewIn, None]) -> web.StreamResponse:
+    """Return a signed note to the worker with a comment."""
+
     return await _review(call, False)
 
 
-@routes.add(
-    "GET",
-    "/api/notes",
-    summary="The notes of the caller's caseload (a supervisor: the team's), newest first",
-    roles=STAFF,
-    response=NoteRowOut,
-    many=True,
-)
+@routes.get("/api/notes", STAFF, NoteRowOut, many=True)
 async def list_notes(call: Call[None, NotesQuery]) -> web.StreamResponse:
+    """The notes of the caller's caseload (a supervisor: the team's), newest first."""
+
     status = call.query.status
     statuses = notes.NOTE_STATUSES if status == "all" else (status,)
     return json_response(await call.svc.db.write(note_lists.note_rows, call.actor, statuses, 200))
@@ -230,27 +201,17 @@ def _history(s: Session, actor: Actor, note_id: int) -> HistoryOut:
     return note_lists.history(s, notes.read_note_by_id(s, actor, note_id).id or 0)
 
 
-@routes.add(
-    "GET",
-    "/api/notes/{note_id}/history",
-    summary="Every saved version of a note and its addenda",
-    roles=STAFF,
-    response=HistoryOut,
-)
+@routes.get("/api/notes/{note_id}/history", STAFF, HistoryOut)
 async def get_history(call: Call[None, None]) -> web.StreamResponse:
+    """Every saved version of a note and its addenda."""
+
     return json_response(await call.svc.db.write(_history, call.actor, call.path["note_id"]))
 
 
-@routes.add(
-    "POST",
-    "/api/notes/{note_id}/addenda",
-    summary="Add an addendum to a signed note (the signed text is never edited)",
-    roles=STAFF,
-    response=AddendumOut,
-    status=201,
-    errors=(409,),
-)
+@routes.post("/api/notes/{note_id}/addenda", STAFF, AddendumOut, status=201, errors=(409,))
 async def add_addendum(call: Call[AddendumIn, None]) -> web.StreamResponse:
+    """Add an addendum to a signed note (the signed text is never edited)."""
+
     def run(s: Session) -> AddendumOut:
         added = notes.add_addendum(s, call.actor, call.path["note_id"], call.body.text, call.svc.clock())
         return next(a for a in note_lists.addenda(s, added.note_id) if a.id == added.id)
@@ -258,14 +219,10 @@ async def add_addendum(call: Call[AddendumIn, None]) -> web.StreamResponse:
     return json_response(await call.svc.db.write(run), 201)
 
 
-@routes.add(
-    "GET",
-    "/api/notes/{note_id}/follow-up",
-    summary="The follow-up visit suggested by the note: a free slot to book, or the booking made",
-    roles=STAFF,
-    response=FollowUpOut,
-)
+@routes.get("/api/notes/{note_id}/follow-up", STAFF, FollowUpOut)
 async def get_follow_up(call: Call[None, None]) -> web.StreamResponse:
+    """The follow-up visit suggested by the note: a free slot to book, or the booking made."""
+
     def run(s: Session) -> FollowUpOut:
         note = notes.read_note_by_id(s, call.actor, call.path["note_id"])
         return follow_up_out(follow_up.follow_up_of(s, call.actor, note, call.svc.clock()), call.svc.links)
@@ -273,16 +230,10 @@ async def get_follow_up(call: Call[None, None]) -> web.StreamResponse:
     return json_response(await call.svc.db.write(run))
 
 
-@routes.add(
-    "POST",
-    "/api/notes/{note_id}/follow-up",
-    summary="Book the suggested follow-up visit (one click)",
-    roles=WRITERS,
-    response=BookingOut,
-    status=201,
-    errors=(409,),
-)
+@routes.post("/api/notes/{note_id}/follow-up", WRITERS, BookingOut, status=201, errors=(409,))
 async def post_follow_up(call: Call[FollowUpIn, None]) -> web.StreamResponse:
+    """Book the suggested follow-up visit (one click)."""
+
     svc = call.svc
 
     def run(s: Session) -> BookingOut:

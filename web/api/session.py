@@ -35,15 +35,10 @@ def _audit_failed_login(s: Session, email: str, ip: str | None) -> None:
     audit.record(s, Actor(None, "anonymous", ip), "session.login_failed", "user", None, email=email[:254])
 
 
-@routes.add(
-    "POST",
-    "/api/session",
-    summary="Sign in; sets the session cookie",
-    roles=None,
-    response=SessionOut,
-    errors=(401,),
-)
+@routes.post("/api/session", None, SessionOut, errors=(401,))
 async def login(call: Call[LoginIn, None]) -> web.StreamResponse:
+    """Sign in; sets the session cookie."""
+
     svc, body = call.svc, call.body
     ip = client_ip(call.request)
     now = svc.clock()
@@ -68,15 +63,19 @@ async def login(call: Call[LoginIn, None]) -> web.StreamResponse:
     return resp
 
 
-@routes.add("DELETE", "/api/session", summary="Sign out", roles=STAFF, status=204)
+@routes.delete("/api/session", STAFF, status=204)
 async def logout(call: Call[None, None]) -> web.StreamResponse:
+    """Sign out."""
+
     await end_session(call.request)
     resp = web.Response(status=204)
     clear_session_cookie(resp)
     return resp
 
 
-@routes.add("GET", "/api/me", summary="Who am I", roles=STAFF, response=UserOut)
+@routes.get("/api/me", STAFF, UserOut)
 async def me(call: Call[None, None]) -> web.StreamResponse:
+    """Who am I."""
+
     assert call.identity is not None
     return json_response(user_out(call.identity.user, call.svc.links, True))

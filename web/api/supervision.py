@@ -30,27 +30,17 @@ class LiveFlagIn(BaseModel):
     start: Annotated[float, Field(ge=0, le=86_400, description="Seconds into the visit the words were said")]
 
 
-@routes.add(
-    "GET",
-    "/api/live-visits",
-    summary="The team's visits that are waiting or in progress, with who is connected",
-    roles=REVIEWERS,
-    response=LiveVisitOut,
-    many=True,
-)
+@routes.get("/api/live-visits", REVIEWERS, LiveVisitOut, many=True)
 async def get_live_visits(call: Call[None, None]) -> web.StreamResponse:
+    """The team's visits that are waiting or in progress, with who is connected."""
+
     return json_response(await call.svc.db.write(live_visits, call.actor, call.svc.visits.presence))
 
 
-@routes.add(
-    "GET",
-    "/api/risk-alerts",
-    summary="Risk flags confirmed in the team's notes (open ones, or all)",
-    roles=REVIEWERS,
-    response=RiskAlertOut,
-    many=True,
-)
+@routes.get("/api/risk-alerts", REVIEWERS, RiskAlertOut, many=True)
 async def get_risk_alerts(call: Call[None, AlertsQuery]) -> web.StreamResponse:
+    """Risk flags confirmed in the team's notes (open ones, or all)."""
+
     open_only = call.query.state == "open"
 
     def run(s: Session) -> list[RiskAlertOut]:
@@ -59,15 +49,10 @@ async def get_risk_alerts(call: Call[None, AlertsQuery]) -> web.StreamResponse:
     return json_response(await call.svc.db.write(run))
 
 
-@routes.add(
-    "POST",
-    "/api/risk-alerts/{alert_id}/acknowledge",
-    summary="Mark a risk alert as seen and acted on",
-    roles=REVIEWERS,
-    response=RiskAlertOut,
-    errors=(409,),
-)
+@routes.post("/api/risk-alerts/{alert_id}/acknowledge", REVIEWERS, RiskAlertOut, errors=(409,))
 async def acknowledge_risk_alert(call: Call[None, None]) -> web.StreamResponse:
+    """Mark a risk alert as seen and acted on."""
+
     now = call.svc.clock()
 
     def run(s: Session) -> RiskAlertOut:
@@ -80,15 +65,10 @@ async def acknowledge_risk_alert(call: Call[None, None]) -> web.StreamResponse:
     return json_response(out)
 
 
-@routes.add(
-    "POST",
-    "/api/visits/{visit_id}/risk-flags",
-    summary="Confirm, during the visit, a risk heard in what was said (the supervisor is alerted)",
-    roles=WRITERS,
-    response=RiskAlertOut,
-    status=201,
-)
+@routes.post("/api/visits/{visit_id}/risk-flags", WRITERS, RiskAlertOut, status=201)
 async def confirm_live_flag(call: Call[LiveFlagIn, None]) -> web.StreamResponse:
+    """Confirm, during the visit, a risk heard in what was said (the supervisor is alerted)."""
+
     body = call.body
     now = call.svc.clock()
 

@@ -11,7 +11,7 @@ from sqlmodel import Session
 from caserecord import access, accounts
 from caserecord.models import User
 from scheduler import walk_ins
-from web.api.common import STAFF, WRITERS, In, Name, UserOut, user_out
+from web.api.common import ADMINS, STAFF, WRITERS, In, Name, UserOut, user_out
 from web.routing import Call, Routes, json_response
 
 routes = Routes("workers")
@@ -30,16 +30,10 @@ class WalkInLinkOut(BaseModel):
     url: str
 
 
-@routes.add(
-    "POST",
-    "/api/workers",
-    summary="Create a worker (admin)",
-    roles=("admin",),
-    response=UserOut,
-    status=201,
-    errors=(409,),
-)
+@routes.post("/api/workers", ADMINS, UserOut, status=201, errors=(409,))
 async def create_worker(call: Call[WorkerIn, None]) -> web.StreamResponse:
+    """Create a worker (admin)."""
+
     body = call.body
 
     def run(s: Session) -> User:
@@ -58,15 +52,10 @@ async def create_worker(call: Call[WorkerIn, None]) -> web.StreamResponse:
     return json_response(user_out(user, call.svc.links, True), 201)
 
 
-@routes.add(
-    "GET",
-    "/api/workers",
-    summary="List the workers the caller may see",
-    roles=STAFF,
-    response=UserOut,
-    many=True,
-)
+@routes.get("/api/workers", STAFF, UserOut, many=True)
 async def list_workers(call: Call[None, None]) -> web.StreamResponse:
+    """List the workers the caller may see."""
+
     actor = call.actor
     users = await call.svc.db.read(access.visible_staff, actor)
     return json_response(
@@ -74,14 +63,9 @@ async def list_workers(call: Call[None, None]) -> web.StreamResponse:
     )
 
 
-@routes.add(
-    "POST",
-    "/api/workers/{worker_id}/walk-in-link",
-    summary="The worker's walk-in link (made once)",
-    roles=WRITERS,
-    response=WalkInLinkOut,
-    tag="visits",
-)
+@routes.post("/api/workers/{worker_id}/walk-in-link", WRITERS, WalkInLinkOut, tag="visits")
 async def walk_in_link(call: Call[None, None]) -> web.StreamResponse:
+    """The worker's walk-in link (made once)."""
+
     token = await call.svc.db.write(walk_ins.link_token, call.actor, call.path["worker_id"])
     return json_response(WalkInLinkOut(url=call.svc.links.walk_in(token)))
