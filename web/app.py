@@ -27,7 +27,7 @@ from visits.audio import AudioStore
 from visits.runtime import VisitOptions, VisitRuntime
 from web import inbound, sockets
 from web.api import build_api
-from web.api.bookings import FEEDS
+from web.api.calendars import FEEDS
 from web.auth import identity_middleware
 from web.feeds import Feeds
 from web.pages import ROUTES as PAGES

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from web.api import bookings, cases, joins, notes, office_hours, session, supervision, visits, workers
+from web.api import (
+    bookings,
+    calendars,
+    cases,
+    joins,
+    notes,
+    office_hours,
+    session,
+    supervision,
+    visits,
+    workers,
+)
 from web.routing import Api
+
+MODULES = (session, workers, cases, office_hours, bookings, calendars, visits, joins, notes, supervision)
 
 
 def build_api() -> Api:
     """Return the route table of every API module, in the order the OpenAPI document lists them."""
-    return Api(
-        m.routes for m in (session, workers, cases, office_hours, bookings, visits, joins, notes, supervision)
-    )
+    return Api(m.routes for m in MODULES)
 
 
 __all__ = ["build_api"]

@@ -1,4 +1,4 @@
-"""Bookings: book a slot for a case, read, cancel or move one, and its calendar invite."""
+"""Bookings: book a slot for a case, read one, cancel or move it."""
 
 from __future__ import annotations
 
@@ -11,13 +11,11 @@ from sqlmodel import Session
 
 from caserecord.audit import Actor
 from caserecord.models import Booking, Visit
-from scheduler import bookings, calendars
+from scheduler import bookings
 from scheduler.bookings import JoinPolicy, worker_zone
 from scheduler.links import Links
-from scheduler.mail import sender_address
 from web.api.common import STAFF, WRITERS, BookingOut, In, booking_out
 from web.routing import Call, Routes, json_response
-from web.services import SERVICES
 
 routes = Routes("bookings")
 
@@ -50,7 +48,6 @@ def _book(
 @routes.post("/api/bookings", WRITERS, BookingOut, status=201, errors=(404, 409))
 async def create_booking(call: Call[BookingIn, None]) -> web.StreamResponse:
     """Book a slot for a case."""
-
     svc = call.svc
     try:
         out = await svc.db.write(_book, call.actor, call.body, svc.clock(), svc.join_policy, svc.links)
@@ -74,7 +71,6 @@ async def get_booking(call: Call[None, None]) -> web.StreamResponse:
 @routes.post("/api/bookings/{booking_id}/cancel", WRITERS, BookingOut, errors=(409,))
 async def cancel_booking(call: Call[CancelIn, None]) -> web.StreamResponse:
     """Cancel a booking."""
-
     now = call.svc.clock()
 
     def run(s: Session) -> BookingOut:
@@ -87,7 +83,6 @@ async def cancel_booking(call: Call[CancelIn, None]) -> web.StreamResponse:
 @routes.post("/api/bookings/{booking_id}/reschedule", WRITERS, BookingOut, errors=(409,))
 async def reschedule_booking(call: Call[RescheduleIn, None]) -> web.StreamResponse:
     """Move a booking to another slot."""
-
     svc = call.svc
 
     def run(s: Session) -> BookingOut:
@@ -96,30 +91,3 @@ async def reschedule_booking(call: Call[RescheduleIn, None]) -> web.StreamRespon
         return _out(s, found, svc.links)
 
     return json_response(await svc.db.write(run))
-
-
-@routes.get("/api/bookings/{booking_id}/invite.ics", STAFF, media="text/calendar", tag="calendars")
-async def booking_invite(call: Call[None, None]) -> web.StreamResponse:
-    """The booking's calendar invite."""
-
-    svc = call.svc
-    organizer = sender_address(svc.settings.mail_from, svc.settings.base_url).addr_spec
-    body = await svc.db.write(
-        calendars.invite, call.actor, call.path["booking_id"], svc.links, organizer, svc.clock()
-    )
-    return web.Response(
-        body=body,
-        content_type="text/calendar",
-        charset="utf-8",
-        headers={"Content-Disposition": 'attachment; filename="invite.ics"'},
-    )
-
-
-async def calendar_feed(request: web.Request) -> web.StreamResponse:
-    """GET /calendar/{token}.ics: a worker's subscribable feed (the token is the secret)."""
-    svc = request.app[SERVICES]
-    body = await svc.db.read(calendars.feed, request.match_info["token"], svc.clock())
-    return web.Response(body=body, content_type="text/calendar", charset="utf-8")
-
-
-FEEDS = [web.get("/calendar/{token}.ics", calendar_feed)]

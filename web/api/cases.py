@@ -97,7 +97,6 @@ def case_out(s: Session, actor: Actor, links: Links, case_id: int) -> CaseOut:
 @routes.post("/api/cases", WRITERS, CaseOut, status=201)
 async def create_case(call: Call[CaseIn, None]) -> web.StreamResponse:
     """Open a case for a new client."""
-
     body, actor = call.body, call.actor
 
     def run(s: Session) -> CaseOut:
@@ -121,7 +120,6 @@ async def create_case(call: Call[CaseIn, None]) -> web.StreamResponse:
 @routes.get("/api/cases", STAFF, CaseOut, many=True)
 async def list_cases(call: Call[None, None]) -> web.StreamResponse:
     """List the cases in the caller's caseload."""
-
     found = await call.svc.db.write(cases.list_cases, call.actor)
     return json_response([_case(case, client) for case, client in found])
 
@@ -129,6 +127,5 @@ async def list_cases(call: Call[None, None]) -> web.StreamResponse:
 @routes.get("/api/cases/{case_id}", STAFF, CaseOut)
 async def get_case(call: Call[None, None]) -> web.StreamResponse:
     """A case with its client and timeline."""
-
     case_id = call.path["case_id"]
     return json_response(await call.svc.db.write(case_out, call.actor, call.svc.links, case_id))

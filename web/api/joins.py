@@ -98,7 +98,6 @@ def joined(svc: Services, a: Admission, status: int = 200) -> web.Response:
 @routes.post("/api/kiosk/check-in", None, KioskOut, errors=(404, 429))
 async def kiosk_check_in(call: Call[KioskIn, None]) -> web.StreamResponse:
     """A kiosk trades a visit code for the join link."""
-
     limits = call.svc.throttles
     throttle(limits.kiosk_device, device_key(call.request))
     throttle(limits.kiosk_code, call.body.code)
@@ -109,7 +108,6 @@ async def kiosk_check_in(call: Call[KioskIn, None]) -> web.StreamResponse:
 @routes.post("/api/join/{join_token}", None, JoinOut, errors=(404, 409))
 async def join_visit(call: Call[JoinIn, None]) -> web.StreamResponse:
     """A client checks in to the waiting room."""
-
     body = call.body
     admission = await call.svc.visits.check_in(
         call.tokens["join_token"],
@@ -124,7 +122,6 @@ async def join_visit(call: Call[JoinIn, None]) -> web.StreamResponse:
 @routes.post("/api/walk-in/{walkin_token}", None, JoinOut, status=201, errors=(404, 409, 429))
 async def walk_in(call: Call[WalkInIn, None]) -> web.StreamResponse:
     """A client joins the worker's walk-in queue."""
-
     body, token = call.body, call.tokens["walkin_token"]
     throttle(call.svc.throttles.kiosk_device, device_key(call.request, "walkin|"))
     admission = await call.svc.visits.walk_in(
@@ -141,7 +138,6 @@ async def walk_in(call: Call[WalkInIn, None]) -> web.StreamResponse:
 @routes.post("/api/kiosk/walk-in", None, JoinOut, status=201, errors=(404, 409, 429))
 async def kiosk_walk_in(call: Call[KioskWalkInIn, None]) -> web.StreamResponse:
     """A kiosk client joins a walk-in queue open now (picked from the kiosk's list)."""
-
     body = call.body
     # Like codes: each kiosk device is slowed down, and so is a flood aimed at one worker's queue.
     throttle(call.svc.throttles.kiosk_device, device_key(call.request, "kiosk-walkin|"))

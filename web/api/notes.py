@@ -151,7 +151,6 @@ async def get_note(call: Call[None, None]) -> web.StreamResponse:
 @routes.patch("/api/notes/{note_id}", WRITERS, NoteOut, errors=(409,))
 async def patch_note(call: Call[NotePatch, None]) -> web.StreamResponse:
     """Edit a draft note's sections."""
-
     edit = call.body.edit()
     note = await call.svc.db.write(
         notes.update_note, call.actor, call.path["note_id"], edit, call.body.version, call.svc.clock()
@@ -164,7 +163,6 @@ async def patch_note(call: Call[NotePatch, None]) -> web.StreamResponse:
 @routes.post("/api/notes/{note_id}/sign", WRITERS, NoteOut, errors=(409,))
 async def sign_note(call: Call[None, None]) -> web.StreamResponse:
     """Sign a note (no edits in place afterwards)."""
-
     return json_response(note_out(await call.svc.visits.sign_note(call.actor, call.path["note_id"])))
 
 
@@ -177,21 +175,18 @@ async def _review(call: Call[ReviewIn, None], approve: bool) -> web.StreamRespon
 @routes.post("/api/notes/{note_id}/approve", REVIEWERS, NoteOut, errors=(409,))
 async def approve_note(call: Call[ReviewIn, None]) -> web.StreamResponse:
     """Approve a signed note."""
-
     return await _review(call, True)
 
 
 @routes.post("/api/notes/{note_id}/return", REVIEWERS, NoteOut, errors=(409,))
 async def return_note(call: Call[ReviewIn, None]) -> web.StreamResponse:
     """Return a signed note to the worker with a comment."""
-
     return await _review(call, False)
 
 
 @routes.get("/api/notes", STAFF, NoteRowOut, many=True)
 async def list_notes(call: Call[None, NotesQuery]) -> web.StreamResponse:
     """The notes of the caller's caseload (a supervisor: the team's), newest first."""
-
     status = call.query.status
     statuses = notes.NOTE_STATUSES if status == "all" else (status,)
     return json_response(await call.svc.db.write(note_lists.note_rows, call.actor, statuses, 200))
@@ -204,7 +199,6 @@ def _history(s: Session, actor: Actor, note_id: int) -> HistoryOut:
 @routes.get("/api/notes/{note_id}/history", STAFF, HistoryOut)
 async def get_history(call: Call[None, None]) -> web.StreamResponse:
     """Every saved version of a note and its addenda."""
-
     return json_response(await call.svc.db.write(_history, call.actor, call.path["note_id"]))
 
 
@@ -233,7 +227,6 @@ async def get_follow_up(call: Call[None, None]) -> web.StreamResponse:
 @routes.post("/api/notes/{note_id}/follow-up", WRITERS, BookingOut, status=201, errors=(409,))
 async def post_follow_up(call: Call[FollowUpIn, None]) -> web.StreamResponse:
     """Book the suggested follow-up visit (one click)."""
-
     svc = call.svc
 
     def run(s: Session) -> BookingOut:

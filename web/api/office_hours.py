@@ -70,7 +70,6 @@ def block_out(b: OfficeHourBlock, excs: list[OfficeHourException]) -> OfficeHour
 @routes.post("/api/workers/{worker_id}/office-hours", WRITERS, OfficeHoursOut, status=201, errors=(409,))
 async def create_office_hours(call: Call[OfficeHoursIn, None]) -> web.StreamResponse:
     """Publish a block of office hours."""
-
     block = await call.svc.db.write(blocks.create_block, call.actor, call.path["worker_id"], call.body)
     return json_response(block_out(block, []), 201)
 
@@ -78,7 +77,6 @@ async def create_office_hours(call: Call[OfficeHoursIn, None]) -> web.StreamResp
 @routes.get("/api/workers/{worker_id}/office-hours", STAFF, OfficeHoursOut, many=True)
 async def list_office_hours(call: Call[None, None]) -> web.StreamResponse:
     """A worker's office-hour blocks."""
-
     found = await call.svc.db.read(hours.list_blocks, call.actor, call.path["worker_id"])
     return json_response([block_out(b, e) for b, e in found])
 
@@ -86,7 +84,6 @@ async def list_office_hours(call: Call[None, None]) -> web.StreamResponse:
 @routes.delete("/api/workers/{worker_id}/office-hours/{block_id}", WRITERS, status=204, errors=(409,))
 async def delete_office_hours(call: Call[None, DeleteQuery]) -> web.StreamResponse:
     """Withdraw a block."""
-
     await call.svc.db.write(
         blocks.delete_block,
         call.actor,
@@ -107,7 +104,6 @@ async def delete_office_hours(call: Call[None, DeleteQuery]) -> web.StreamRespon
 )
 async def add_exception(call: Call[ExceptionIn, None]) -> web.StreamResponse:
     """Cancel one date of a block (its bookings are cancelled)."""
-
     b = call.body
     exc, hit = await call.svc.db.write(
         blocks.add_exception,
@@ -130,7 +126,6 @@ async def add_exception(call: Call[ExceptionIn, None]) -> web.StreamResponse:
 @routes.get("/api/workers/{worker_id}/slots", STAFF, SlotOut, many=True)
 async def slots(call: Call[None, SlotsQuery]) -> web.StreamResponse:
     """Slots on local dates from..to."""
-
     q = call.query
     worker_id = call.path["worker_id"]
     _, found = await call.svc.db.read(

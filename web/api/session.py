@@ -38,7 +38,6 @@ def _audit_failed_login(s: Session, email: str, ip: str | None) -> None:
 @routes.post("/api/session", None, SessionOut, errors=(401,))
 async def login(call: Call[LoginIn, None]) -> web.StreamResponse:
     """Sign in; sets the session cookie."""
-
     svc, body = call.svc, call.body
     ip = client_ip(call.request)
     now = svc.clock()
@@ -66,7 +65,6 @@ async def login(call: Call[LoginIn, None]) -> web.StreamResponse:
 @routes.delete("/api/session", STAFF, status=204)
 async def logout(call: Call[None, None]) -> web.StreamResponse:
     """Sign out."""
-
     await end_session(call.request)
     resp = web.Response(status=204)
     clear_session_cookie(resp)
@@ -76,6 +74,5 @@ async def logout(call: Call[None, None]) -> web.StreamResponse:
 @routes.get("/api/me", STAFF, UserOut)
 async def me(call: Call[None, None]) -> web.StreamResponse:
     """Who am I."""
-
     assert call.identity is not None
     return json_response(user_out(call.identity.user, call.svc.links, True))

@@ -33,14 +33,12 @@ class LiveFlagIn(BaseModel):
 @routes.get("/api/live-visits", REVIEWERS, LiveVisitOut, many=True)
 async def get_live_visits(call: Call[None, None]) -> web.StreamResponse:
     """The team's visits that are waiting or in progress, with who is connected."""
-
     return json_response(await call.svc.db.write(live_visits, call.actor, call.svc.visits.presence))
 
 
 @routes.get("/api/risk-alerts", REVIEWERS, RiskAlertOut, many=True)
 async def get_risk_alerts(call: Call[None, AlertsQuery]) -> web.StreamResponse:
     """Risk flags confirmed in the team's notes (open ones, or all)."""
-
     open_only = call.query.state == "open"
 
     def run(s: Session) -> list[RiskAlertOut]:
@@ -52,7 +50,6 @@ async def get_risk_alerts(call: Call[None, AlertsQuery]) -> web.StreamResponse:
 @routes.post("/api/risk-alerts/{alert_id}/acknowledge", REVIEWERS, RiskAlertOut, errors=(409,))
 async def acknowledge_risk_alert(call: Call[None, None]) -> web.StreamResponse:
     """Mark a risk alert as seen and acted on."""
-
     now = call.svc.clock()
 
     def run(s: Session) -> RiskAlertOut:
@@ -68,7 +65,6 @@ async def acknowledge_risk_alert(call: Call[None, None]) -> web.StreamResponse:
 @routes.post("/api/visits/{visit_id}/risk-flags", WRITERS, RiskAlertOut, status=201)
 async def confirm_live_flag(call: Call[LiveFlagIn, None]) -> web.StreamResponse:
     """Confirm, during the visit, a risk heard in what was said (the supervisor is alerted)."""
-
     body = call.body
     now = call.svc.clock()
 

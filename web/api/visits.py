@@ -107,7 +107,6 @@ def detail(snap: VisitSnapshot) -> VisitDetailOut:
 @routes.get("/api/visits/{visit_id}", STAFF, VisitDetailOut)
 async def get_visit(call: Call[None, None]) -> web.StreamResponse:
     """A visit with its participants."""
-
     snap = await call.svc.db.write(lifecycle.read_visit, call.actor, call.path["visit_id"])
     return json_response(detail(snap))
 
@@ -115,7 +114,6 @@ async def get_visit(call: Call[None, None]) -> web.StreamResponse:
 @routes.post("/api/visits/{visit_id}/admit", WRITERS, VisitDetailOut, errors=(409,))
 async def admit_client(call: Call[AdmitIn, None]) -> web.StreamResponse:
     """Admit a waiting client."""
-
     snap = await call.svc.visits.admit(call.actor, call.path["visit_id"], call.body.participant_id)
     return json_response(detail(snap))
 
@@ -123,7 +121,6 @@ async def admit_client(call: Call[AdmitIn, None]) -> web.StreamResponse:
 @routes.post("/api/visits/{visit_id}/end", WRITERS, VisitDetailOut, errors=(409,))
 async def end_visit(call: Call[EndIn, None]) -> web.StreamResponse:
     """End the visit for everyone."""
-
     reason = call.body.reason.strip()[:200] or "ended by the worker"
     snap = await call.svc.visits.end(call.actor, call.path["visit_id"], reason)
     return json_response(detail(snap))
@@ -132,7 +129,6 @@ async def end_visit(call: Call[EndIn, None]) -> web.StreamResponse:
 @routes.post("/api/visits/{visit_id}/uplink", None, SdpOut, errors=(401, 403, 404, 409))
 async def uplink(call: Call[SdpIn, None]) -> web.StreamResponse:
     """Send one's microphone to the server (SDP offer in, answer out; clients: X-Participant-Token)."""
-
     token = call.request.headers.get("X-Participant-Token", "")
     actor = call.identity.actor if call.identity is not None else None
     try:
@@ -158,7 +154,6 @@ def _audio_of(parts: list[AudioPart], participant_id: int, start: float) -> tupl
 @routes.get("/api/visits/{visit_id}/transcript", STAFF, TranscriptLineOut, many=True)
 async def get_transcript(call: Call[None, None]) -> web.StreamResponse:
     """The visit's transcript, one timeline."""
-
     visit_id = call.path["visit_id"]
     rows = await call.svc.db.write(transcripts.read_transcript, call.actor, visit_id)
     parts = await call.svc.visits.parts(visit_id)
@@ -182,7 +177,6 @@ async def get_transcript(call: Call[None, None]) -> web.StreamResponse:
 @routes.get("/api/visits/{visit_id}/audio/{participant_id}/{part}", STAFF, media="audio/wav", errors=(410,))
 async def get_audio(call: Call[None, None]) -> web.StreamResponse:
     """One part of a speaker's recording (WAV; range requests for seeking)."""
-
     visit_id, pid, part = call.path["visit_id"], call.path["participant_id"], call.path["part"]
     deleted = await call.svc.db.write(lifecycle.audio_access, call.actor, visit_id, pid)
     path = call.svc.visits.store.part_file(visit_id, pid, part)

@@ -33,7 +33,6 @@ class WalkInLinkOut(BaseModel):
 @routes.post("/api/workers", ADMINS, UserOut, status=201, errors=(409,))
 async def create_worker(call: Call[WorkerIn, None]) -> web.StreamResponse:
     """Create a worker (admin)."""
-
     body = call.body
 
     def run(s: Session) -> User:
@@ -55,7 +54,6 @@ async def create_worker(call: Call[WorkerIn, None]) -> web.StreamResponse:
 @routes.get("/api/workers", STAFF, UserOut, many=True)
 async def list_workers(call: Call[None, None]) -> web.StreamResponse:
     """List the workers the caller may see."""
-
     actor = call.actor
     users = await call.svc.db.read(access.visible_staff, actor)
     return json_response(
@@ -66,6 +64,5 @@ async def list_workers(call: Call[None, None]) -> web.StreamResponse:
 @routes.post("/api/workers/{worker_id}/walk-in-link", WRITERS, WalkInLinkOut, tag="visits")
 async def walk_in_link(call: Call[None, None]) -> web.StreamResponse:
     """The worker's walk-in link (made once)."""
-
     token = await call.svc.db.write(walk_ins.link_token, call.actor, call.path["worker_id"])
     return json_response(WalkInLinkOut(url=call.svc.links.walk_in(token)))

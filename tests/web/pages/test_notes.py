@@ -8,7 +8,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import PASSWORD, AppMaker, Clock, Staff, login
 from tests.helpers import ok
-from tests.visits.test_notes import _ended_visit, _note
+from tests.transcription.test_after_visit import _ended_visit, _note
 
 
 async def _sign_in(client: TestClient, email: str) -> str:  # type: ignore[type-arg]

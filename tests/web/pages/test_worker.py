@@ -1,214 +1,33 @@
-"""The staff pages through the real server and database: sign-in, the worker's calendar, the team."""
+"""The worker's page through the real server and database: the calendar and its forms, CSRF, access."""
 
 from __future__ import annotations
 
-import html
 import re
-from datetime import date, datetime, time
-from typing import Any
+from datetime import date
 from urllib.parse import quote
 
 import pytest
-from sqlmodel import col, select
-from yarl import URL
+from sqlmodel import select
 
-from caserecord.audit import Actor
-from caserecord.cases import create_case
 from caserecord.db import Database
-from caserecord.models import Booking, OfficeHourBlock, OfficeHourException, User, Visit
-from scheduler import blocks, bookings, hours
-from tests.conftest import PASSWORD, Clock, Staff
+from caserecord.models import Booking, Visit
+from tests.conftest import Clock, Staff
 from tests.helpers import Client
-
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-SLOT = re.compile(r'<li class="slot (\w+)">\s*<span class="time">([^<]+)</span>')
-TUESDAY_0930 = "2026-03-03T09:30:00-08:00"
-FormData = list[tuple[str, str]]
-
-
-# --- helpers ----------------------------------------------------------------------------
-
-
-async def sign_in(client: Client, email: str, password: str = PASSWORD, next_path: str = "") -> Any:
-    """Post the sign-in form; return the (unfollowed) response."""
-    form = {"email": email, "password": password, "next": next_path}
-    return await client.post("/", data=form, allow_redirects=False)
-
-
-async def signed_in(client: Client, user: User) -> None:
-    resp = await sign_in(client, user.email)
-    assert resp.status == 303, await resp.text()
-
-
-async def get_page(client: Client, path: str, status: int = 200) -> str:
-    resp = await client.get(path, allow_redirects=False)
-    text = await resp.text()
-    assert resp.status == status, f"{resp.status} != {status}: {text[:500]}"
-    if status == 200:
-        assert resp.content_type == "text/html"
-    return text
-
-
-def csrf_of(page: str) -> str:
-    found = CSRF.search(page)
-    assert found is not None, "no CSRF token on the page"
-    return found.group(1)
-
-
-async def post_form(client: Client, path: str, data: FormData, *, page: str = "/worker") -> str:
-    """Post a form with the CSRF token scraped from `page`; follow the redirect back; return the page."""
-    token = csrf_of(await get_page(client, page))
-    resp = await client.post(path, data=[("csrf_token", token), *data], allow_redirects=False)
-    assert resp.status == 303, f"{resp.status}: {(await resp.text())[:500]}"
-    return await get_page(client, resp.headers["Location"])
-
-
-def notice(page: str) -> str:
-    found = re.search(r'<p[^>]*class="notice" role="status"[^>]*>([^<]*)</p>', page)
-    assert found is not None, "no notice on the page"
-    return html.unescape(found.group(1))
-
-
-def error(page: str) -> str:
-    found = re.search(r'<p[^>]*class="error" role="alert"[^>]*>([^<]*)</p>', page)
-    assert found is not None, "no error on the page"
-    return html.unescape(found.group(1))
-
-
-def day_slots(page: str, day: date) -> list[tuple[str, str]]:
-    """Return (state, time) of each slot in the calendar's section for local date `day`."""
-    found = re.search(rf'<section class="day" id="day-{day.isoformat()}".*?</section>', page, re.S)
-    if found is None:
-        return []
-    return [(state, html.unescape(t)) for state, t in SLOT.findall(found.group(0))]
-
-
-def publish_in_db(db: Database, worker: User, **kw: Any) -> OfficeHourBlock:
-    """Publish Tuesday and Thursday mornings, 30-minute slots, directly in the case record."""
-    assert worker.id is not None
-    spec = hours.BlockSpec(
-        weekdays=kw.pop("weekdays", ("TU", "TH")),
-        start_time=time(9),
-        end_time=time(12),
-        timezone=worker.timezone,
-        slot_minutes=30,
-        mode=kw.pop("mode", "booked"),
-        starts_on=date(2026, 3, 1),
-        min_notice_minutes=60,
-        **kw,
-    )
-    with db.session(write=True) as s:
-        block = blocks.create_block(s, Actor(worker.id, "worker"), worker.id, spec)
-        s.expunge(block)
-        return block
-
-
-def open_case_in_db(db: Database, worker: User, name: str = "Client A") -> int:
-    assert worker.id is not None
-    with db.session(write=True) as s:
-        case, _ = create_case(s, Actor(worker.id, "worker"), worker_id=worker.id, client_name=name)
-        assert case.id is not None
-        return case.id
-
-
-def counts(db: Database) -> tuple[int, int, int]:
-    """Return how many live blocks, exceptions and active bookings there are."""
-    with db.session() as s:
-        blocks = len(s.exec(select(OfficeHourBlock).where(col(OfficeHourBlock.deleted_at).is_(None))).all())
-        excs = len(s.exec(select(OfficeHourException)).all())
-        booked = len(s.exec(select(Booking).where(Booking.status == "booked")).all())
-    return blocks, excs, booked
-
-
-PUBLISH_FORM: FormData = [
-    ("weekdays", "TU"),
-    ("weekdays", "TH"),
-    ("start_time", "09:00"),
-    ("end_time", "12:00"),
-    ("mode", "booked"),
-    ("slot_minutes", "30"),
-    ("starts_on", "2026-03-02"),
-    ("timezone", "America/Los_Angeles"),
-    ("buffer_minutes", "0"),
-    ("until", ""),
-    ("min_notice_minutes", "60"),
-    ("max_days_ahead", "60"),
-    ("title", "Benefits questions"),
-]
-
-
-# --- sign in ----------------------------------------------------------------------------
-
-
-async def test_sign_in_page_is_a_labelled_form(client: Client) -> None:
-    resp = await client.get("/")
-    page = await resp.text()
-    assert resp.status == 200
-    assert '<label for="email">E-mail</label>' in page and '<label for="password">Password</label>' in page
-    assert 'autocomplete="current-password"' in page
-    assert resp.headers["Cache-Control"] == "no-store"
-    # `no-referrer` would make browsers send `Origin: null` on form posts, which the server refuses.
-    assert resp.headers["Referrer-Policy"] == "same-origin"
-
-
-async def test_wrong_password_answers_401_with_the_error(client: Client, staff: Staff) -> None:
-    resp = await sign_in(client, staff.worker.email, "not the password")
-    page = await resp.text()
-    assert resp.status == 401 and resp.content_type == "text/html"
-    assert error(page) == "Wrong e-mail or password."
-    assert f'value="{staff.worker.email}"' in page and "not the password" not in page
-    assert 'aria-invalid="true"' in page and 'aria-describedby="sign-in-error"' in page
-    assert "lastmile_session" not in resp.cookies
-    await get_page(client, "/worker", 303)  # still signed out
-
-
-@pytest.mark.parametrize(
-    ("who", "home", "heading"),
-    [
-        ("worker", "/worker", "Your office hours"),
-        ("supervisor", "/supervisor", "Your team"),
-        ("admin", "/supervisor", "All workers"),
-    ],
+from tests.web.pages.helpers import (
+    PUBLISH_FORM,
+    TUESDAY_0930,
+    FormData,
+    counts,
+    csrf_of,
+    day_slots,
+    error,
+    get_page,
+    notice,
+    open_case_in_db,
+    post_form,
+    publish_in_db,
+    signed_in,
 )
-async def test_sign_in_sends_each_role_home(
-    client: Client, staff: Staff, who: str, home: str, heading: str
-) -> None:
-    resp = await sign_in(client, staff.by_name(who).email)
-    assert resp.status == 303 and resp.headers["Location"] == home
-    cookie = resp.cookies["lastmile_session"]
-    assert cookie["httponly"] and cookie["samesite"] == "Lax"
-    page = await get_page(client, home)
-    assert f"<h1>{heading}</h1>" in page
-    assert (await get_page(client, "/", 303)) is not None  # signed in: the sign-in page sends you home
-
-
-async def test_signed_out_worker_page_redirects_to_sign_in_and_back(client: Client, staff: Staff) -> None:
-    resp = await client.get("/worker?weeks=2", allow_redirects=False)
-    assert resp.status == 303
-    location = URL(resp.headers["Location"])
-    assert location.path == "/" and location.query["next"] == "/worker?weeks=2"
-    page = await get_page(client, resp.headers["Location"])
-    assert '<input type="hidden" name="next" value="/worker?weeks=2">' in page
-    resp = await sign_in(client, staff.worker.email, next_path="/worker?weeks=2")
-    assert resp.status == 303 and resp.headers["Location"] == "/worker?weeks=2"
-    assert '<h2 id="cal-h">Coming 2 weeks</h2>' in await get_page(client, "/worker?weeks=2")
-
-
-@pytest.mark.parametrize("target", ["//evil.example/", "/\\evil.example/", "https://evil.example/"])
-async def test_sign_in_never_sends_you_off_site(client: Client, staff: Staff, target: str) -> None:
-    resp = await sign_in(client, staff.worker.email, next_path=target)
-    assert resp.status == 303 and resp.headers["Location"] == "/worker"
-
-
-async def test_sign_out_ends_the_session(client: Client, staff: Staff) -> None:
-    await signed_in(client, staff.worker)
-    token = csrf_of(await get_page(client, "/worker"))
-    resp = await client.post("/sign-out", data={"csrf_token": token}, allow_redirects=False)
-    assert resp.status == 303 and resp.headers["Location"] == "/"
-    await get_page(client, "/worker", 303)
-
-
-# --- the worker's page ------------------------------------------------------------------
 
 
 async def test_worker_page_shows_office_hours_and_the_coming_weeks(
@@ -373,9 +192,6 @@ async def test_publish_mistakes_are_explained_and_change_nothing(
     assert counts(database) == (0, 0, 0)
 
 
-# --- CSRF and access --------------------------------------------------------------------
-
-
 async def test_form_posts_without_the_right_csrf_token_are_refused(
     client: Client, staff: Staff, database: Database
 ) -> None:
@@ -438,44 +254,6 @@ async def test_a_worker_cannot_see_another_teams_worker_page(
     )
     assert resp.status == 403
     assert counts(database) == (1, 0, 0)
-
-
-async def test_supervisor_page_lists_the_team(client: Client, staff: Staff, database: Database) -> None:
-    publish_in_db(database, staff.worker)
-    case_id = open_case_in_db(database, staff.worker)
-    assert staff.worker.id is not None
-    with database.session(write=True) as s:
-        bookings.book(
-            s,
-            Actor(staff.worker.id, "worker"),
-            staff.worker.id,
-            case_id,
-            datetime.fromisoformat(TUESDAY_0930),
-            datetime.fromisoformat("2026-03-02T17:00:00+00:00"),
-            bookings.JoinPolicy(),
-        )
-    await signed_in(client, staff.supervisor)
-    page = await get_page(client, "/supervisor")
-    assert "<h1>Your team</h1>" in page
-    assert f'<a href="/worker?worker_id={staff.worker.id}">{staff.worker.name}</a>' in page
-    assert f"?worker_id={staff.other_worker.id}" not in page and staff.other_worker.name not in page
-    assert "1 office-hour block ·" in page and "1 visit in the next 7 days" in page
-    assert "Next visit: <time" in page and "Tuesday 3 March, 09:30" in page
-    # The supervisor may read a team member's calendar but not change it.
-    worker_page = await get_page(client, f"/worker?worker_id={staff.worker.id}")
-    assert f"<h1>{staff.worker.name}: office hours</h1>" in worker_page
-    assert ("booked", "09:30–10:00") in day_slots(worker_page, date(2026, 3, 3))
-    assert "Publish office hours" not in worker_page and "Cancel this visit" not in worker_page
-    await get_page(client, f"/worker?worker_id={staff.other_worker.id}", 403)
-    # A supervisor has no worker page of their own: /worker sends them to the team.
-    resp = await client.get("/worker", allow_redirects=False)
-    assert resp.status == 303 and resp.headers["Location"] == "/supervisor"
-
-
-async def test_a_worker_has_no_team_page(client: Client, staff: Staff) -> None:
-    await signed_in(client, staff.worker)
-    page = await get_page(client, "/supervisor", 403)
-    assert "<h1>Not allowed</h1>" in page
 
 
 async def test_walk_in_hours_show_as_a_queue(client: Client, staff: Staff, database: Database) -> None:
