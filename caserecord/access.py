@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol, TypeVar
+
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from caserecord.audit import Actor
 from caserecord.errors import Forbidden, NotFound
 from caserecord.models import Case, User
+
+T = TypeVar("T")
 
 
 def visible_worker_ids(s: Session, actor: Actor) -> set[int] | None:
@@ -28,9 +33,7 @@ def visible_staff(s: Session, actor: Actor, *, admins: bool = True, by_name: boo
     q = select(User).where(col(User.active).is_(True))
     if not admins:
         q = q.where(User.role != "admin")
-    ids = visible_worker_ids(s, actor)
-    if ids is not None:
-        q = q.where(col(User.id).in_(ids))
+    q = in_caseload(s, actor, q, User.id)
     return list(s.exec(q.order_by(col(User.name) if by_name else col(User.id))))
 
 
@@ -64,11 +67,8 @@ def require_role(actor: Actor, *roles: str) -> None:
 
 def visible_cases(s: Session, actor: Actor, limit: int = 500) -> list[Case]:
     """Return the cases in `actor`'s caseload, newest first."""
-    q = select(Case).order_by(col(Case.id).desc()).limit(limit)
-    ids = visible_worker_ids(s, actor)
-    if ids is not None:
-        q = q.where(col(Case.worker_id).in_(ids))
-    return list(s.exec(q))
+    q = in_caseload(s, actor, select(Case), Case.worker_id)
+    return list(s.exec(q.order_by(col(Case.id).desc()).limit(limit)))
 
 
 def require_worker_write(s: Session, actor: Actor, worker_id: int) -> User:
@@ -77,3 +77,24 @@ def require_worker_write(s: Session, actor: Actor, worker_id: int) -> User:
     if actor.role != "admin" and actor.user_id != worker_id:
         raise Forbidden("only the worker or an admin may change this calendar")
     return user
+
+
+class _CaseRow(Protocol):
+    case_id: int
+    worker_id: int
+
+
+R = TypeVar("R", bound=_CaseRow)
+
+
+def require_writable(s: Session, actor: Actor, row: R) -> R:
+    """Return a booking or visit if `actor` may change it: in their caseload, their own or an admin's."""
+    require_case(s, actor, row.case_id)
+    require_worker_write(s, actor, row.worker_id)
+    return row
+
+
+def in_caseload(s: Session, actor: Actor, q: SelectOfScalar[T], worker_id: Any) -> SelectOfScalar[T]:
+    """Narrow a query to rows whose `worker_id` column is in `actor`'s caseload (admins: all)."""
+    ids = visible_worker_ids(s, actor)
+    return q if ids is None else q.where(col(worker_id).in_(ids))

@@ -15,25 +15,20 @@ class RecordError(Exception):
 
 
 class Invalid(RecordError):
-    status = 422
-    title = "Unprocessable request"
+    status, title = 422, "Unprocessable request"
 
 
 class Unauthenticated(RecordError):
-    status = 401
-    title = "Sign-in required"
+    status, title = 401, "Sign-in required"
 
 
 class Forbidden(RecordError):
-    status = 403
-    title = "Forbidden"
+    status, title = 403, "Forbidden"
 
 
 class NotFound(RecordError):
-    status = 404
-    title = "Not found"
+    status, title = 404, "Not found"
 
 
 class Conflict(RecordError):
-    status = 409
-    title = "Conflict"
+    status, title = 409, "Conflict"

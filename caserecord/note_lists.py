@@ -90,16 +90,7 @@ def addenda(s: Session, note_id: int) -> list[AddendumOut]:
     """Return a note's addenda with their authors' names, oldest first."""
     rows = notes.addenda(s, note_id)
     names = user_names(s, {a.author_id for a in rows})
-    return [
-        AddendumOut(
-            id=a.id or 0,
-            author_id=a.author_id,
-            author=names.get(a.author_id, ""),
-            text=a.text,
-            created_at=a.created_at,
-        )
-        for a in rows
-    ]
+    return [AddendumOut.model_validate(a.model_dump() | {"author": names.get(a.author_id, "")}) for a in rows]
 
 
 def history(s: Session, note_id: int) -> HistoryOut:
@@ -131,22 +122,12 @@ def note_rows(s: Session, actor: Actor, statuses: tuple[str, ...], limit: int) -
     for n in found:
         body = notes.body_of(n)
         confirmed = body.confirmed_flags()
-        rows.append(
-            NoteRowOut(
-                id=n.id or 0,
-                visit_id=n.visit_id,
-                case_id=n.case_id,
-                worker_id=n.worker_id,
-                worker_name=workers.get(n.worker_id, ""),
-                client_name=clients.get(n.case_id, ""),
-                status=n.status,
-                date=body.header.date,
-                confirmed_flags=[f.category for f in confirmed],
-                confirmed_labels=[f.label or f.category for f in confirmed],
-                signed_at=n.signed_at,
-                reviewed_at=n.reviewed_at,
-            )
-        )
+        named = {"worker_name": workers.get(n.worker_id, ""), "client_name": clients.get(n.case_id, "")}
+        flags = {
+            "confirmed_flags": [f.category for f in confirmed],
+            "confirmed_labels": [f.label or f.category for f in confirmed],
+        }
+        rows.append(NoteRowOut.model_validate(n.model_dump() | named | flags | {"date": body.header.date}))
     return rows
 
 
@@ -155,21 +136,13 @@ def alert_rows(s: Session, alerts: list[RiskAlert]) -> list[RiskAlertOut]:
     clients = client_names(s, {a.case_id for a in alerts})
     workers = user_names(s, {a.worker_id for a in alerts})
     return [
-        RiskAlertOut(
-            id=a.id or 0,
-            visit_id=a.visit_id,
-            note_id=a.note_id,
-            case_id=a.case_id,
-            worker_id=a.worker_id,
-            worker_name=workers.get(a.worker_id, ""),
-            client_name=clients.get(a.case_id, ""),
-            category=a.category,
-            label=a.label,
-            quote=a.quote,
-            at_seconds=a.at_ms / 1000,
-            confirmed_at=a.confirmed_at,
-            acknowledged_at=a.acknowledged_at,
-            acknowledged_by=a.acknowledged_by,
+        RiskAlertOut.model_validate(
+            a.model_dump()
+            | {
+                "worker_name": workers.get(a.worker_id, ""),
+                "client_name": clients.get(a.case_id, ""),
+                "at_seconds": a.at_ms / 1000,
+            }
         )
         for a in alerts
     ]

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from caserecord import audit
-from caserecord.access import require_case, require_role, visible_worker_ids
+from caserecord.access import in_caseload, require_case, require_role, visible_worker_ids
 from caserecord.audit import Actor
 from caserecord.errors import Conflict, Forbidden, Invalid, NotFound
 from caserecord.models import Note, NoteAddendum, NoteRevision, RiskAlert, TranscriptSegment, Visit
@@ -95,11 +95,15 @@ def read_note(s: Session, actor: Actor, visit_id: int) -> Note:
     return note
 
 
-def _own_note(s: Session, actor: Actor, note_id: int) -> Note:
-    note = s.get(Note, note_id)
-    if note is None:
-        raise NotFound(f"no note {note_id}")
+def _note_in_caseload(s: Session, actor: Actor, note_id: int) -> Note:
+    """Return note `note_id` if it is in `actor`'s caseload, or raise."""
+    note = get_note(s, note_id)
     require_case(s, actor, note.case_id)
+    return note
+
+
+def _own_note(s: Session, actor: Actor, note_id: int) -> Note:
+    note = _note_in_caseload(s, actor, note_id)
     if actor.user_id != note.worker_id and actor.role != "admin":
         raise Forbidden("only the visit's worker edits and signs its note")
     return note
@@ -292,9 +296,7 @@ def risk_alerts(s: Session, actor: Actor, *, open_only: bool = True, limit: int 
     q = select(RiskAlert).where(col(RiskAlert.withdrawn_at).is_(None))
     if open_only:
         q = q.where(col(RiskAlert.acknowledged_at).is_(None))
-    ids = visible_worker_ids(s, actor)
-    if ids is not None:
-        q = q.where(col(RiskAlert.worker_id).in_(ids))
+    q = in_caseload(s, actor, q, RiskAlert.worker_id)
     alerts = list(
         s.exec(q.order_by(col(RiskAlert.confirmed_at).desc(), col(RiskAlert.id).desc()).limit(limit))
     )
@@ -323,10 +325,7 @@ def acknowledge_alert(s: Session, actor: Actor, alert_id: int, now: datetime) ->
 
 def add_addendum(s: Session, actor: Actor, note_id: int, text: str, now: datetime) -> NoteAddendum:
     """Extend a signed note; the signed text itself stays as it was."""
-    note = s.get(Note, note_id)
-    if note is None:
-        raise NotFound(f"no note {note_id}")
-    require_case(s, actor, note.case_id)
+    note = _note_in_caseload(s, actor, note_id)
     if actor.role == "worker" and actor.user_id != note.worker_id:
         raise Forbidden("only the visit's worker, a supervisor or an admin adds to its note")
     if note.status not in ("signed", "approved"):
@@ -364,9 +363,7 @@ def list_notes(
 ) -> list[Note]:
     """Return the notes in `actor`'s caseload with one of `statuses`, newest first; audited per case."""
     q = select(Note).where(col(Note.status).in_(statuses)).order_by(col(Note.id).desc()).limit(limit)
-    ids = visible_worker_ids(s, actor)
-    if ids is not None:
-        q = q.where(col(Note.worker_id).in_(ids))
+    q = in_caseload(s, actor, q, Note.worker_id)
     found = list(s.exec(q))
     for case_id in sorted({n.case_id for n in found}):
         audit.record(s, actor, "note.list", "case", case_id, case_id=case_id)
@@ -375,10 +372,7 @@ def list_notes(
 
 def read_note_by_id(s: Session, actor: Actor, note_id: int) -> Note:
     """Return note `note_id` if it is in `actor`'s caseload; the read is audited."""
-    note = s.get(Note, note_id)
-    if note is None:
-        raise NotFound(f"no note {note_id}")
-    require_case(s, actor, note.case_id)
+    note = _note_in_caseload(s, actor, note_id)
     audit.record(s, actor, "note.read", "note", note.id, case_id=note.case_id)
     return note
 
@@ -412,9 +406,7 @@ def sign_note(s: Session, actor: Actor, note_id: int, now: datetime) -> Note:
 def review_note(s: Session, actor: Actor, note_id: int, approve: bool, comment: str, now: datetime) -> Note:
     """A supervisor (or admin) approves a signed note, or returns it to the worker with a comment."""
     require_role(actor, "supervisor", "admin")
-    note = s.get(Note, note_id)
-    if note is None:
-        raise NotFound(f"no note {note_id}")
+    note = get_note(s, note_id)
     ids = visible_worker_ids(s, actor)
     if ids is not None and note.worker_id not in ids:
         raise Forbidden(f"note {note_id} is not from your team")

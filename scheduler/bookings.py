@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from caserecord import audit
-from caserecord.access import require_case, require_worker, require_worker_write
+from caserecord.access import require_case, require_worker, require_worker_write, require_writable
 from caserecord.audit import Actor
 from caserecord.errors import Conflict, Invalid, NotFound
 from caserecord.models import BOOKING_ACTIVE, BOOKING_CANCELLED, Booking, User, Visit
@@ -131,9 +131,7 @@ def _writable_booking(s: Session, actor: Actor, booking_id: int) -> Booking:
     booking = s.get(Booking, booking_id)
     if booking is None:
         raise NotFound(f"no booking {booking_id}")
-    require_case(s, actor, booking.case_id)
-    require_worker_write(s, actor, booking.worker_id)
-    return booking
+    return require_writable(s, actor, booking)
 
 
 def cancel_booking(s: Session, actor: Actor, booking: Booking, reason: str, now: datetime) -> None:

@@ -79,22 +79,8 @@ class BlockSpec(BaseModel):
     def rule(self, block_id: int, worker_id: int, exceptions: Sequence[date] = ()) -> BlockRule:
         """Return the rule these fields make, or raise Invalid saying why they cannot hold."""
         try:
-            return BlockRule(
-                id=block_id,
-                worker_id=worker_id,
-                weekdays=self.weekdays,
-                start_time=self.start_time,
-                end_time=self.end_time,
-                timezone=self.timezone,
-                slot_minutes=self.slot_minutes,
-                buffer_minutes=self.buffer_minutes,
-                mode=self.mode,
-                starts_on=self.starts_on,
-                until=self.until,
-                min_notice_minutes=self.min_notice_minutes,
-                max_days_ahead=self.max_days_ahead,
-                exceptions=frozenset(exceptions),
-            )
+            fields = {name: value for name, value in self if name != "title"}  # values, not as serialised
+            return BlockRule(id=block_id, worker_id=worker_id, exceptions=frozenset(exceptions), **fields)
         except RuleError as exc:
             raise Invalid(str(exc)) from exc
 

@@ -16,7 +16,7 @@ from typing import Literal
 from sqlmodel import Session, col, select
 
 from caserecord import audit
-from caserecord.access import require_case, require_worker_write
+from caserecord.access import require_case, require_writable
 from caserecord.audit import Actor
 from caserecord.cases import create_case
 from caserecord.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
@@ -149,28 +149,26 @@ def check_in(
     case = s.get(Case, visit.case_id)
     client = s.get(Client, case.client_id) if case is not None else None
     name = client.name if client is not None else "Client"
-    part, token = _new_client(s, visit, name, via=via, device=device, consent=consent, now=now)
-    audit.record(
-        s,
-        Actor(None, "client", ip),
-        "visit.check_in",
-        "visit",
-        visit.id,
-        case_id=visit.case_id,
-        participant_id=part.id,
-        consent=consent,
-        via=part.via,
-        device=part.device,
-    )
+    part, token = _new_client(s, visit, name, via=via, device=device, consent=consent, now=now, ip=ip)
     return part, token, visit
 
 
 def _new_client(
-    s: Session, visit: Visit, name: str, *, via: str, device: str, consent: bool, now: datetime
+    s: Session,
+    visit: Visit,
+    name: str,
+    *,
+    via: str,
+    device: str,
+    consent: bool,
+    now: datetime,
+    ip: str | None,
+    action: str = "visit.check_in",
 ) -> tuple[VisitParticipant, str]:
     """Put a client in the visit's waiting room; their consent decides whether the visit is recorded.
 
-    Returns the participant and its secret token (only its hash is stored).
+    Returns the participant and its secret token (only its hash is stored). The arrival is audited
+    as `action` (a check-in, or a walk-in).
     """
     assert visit.id is not None
     token = secrets.token_urlsafe(32)
@@ -192,6 +190,18 @@ def _new_client(
         move(visit, WAITING)
     s.add(visit)
     s.flush()
+    audit.record(
+        s,
+        Actor(None, "client", ip),
+        action,
+        "visit",
+        visit.id,
+        case_id=visit.case_id,
+        participant_id=part.id,
+        consent=consent,
+        via=part.via,
+        device=part.device,
+    )
     return part, token
 
 
@@ -245,9 +255,7 @@ def _writable_visit(s: Session, actor: Actor, visit_id: int) -> Visit:
     visit = s.get(Visit, visit_id)
     if visit is None:
         raise NotFound(f"no visit {visit_id}")
-    require_case(s, actor, visit.case_id)
-    require_worker_write(s, actor, visit.worker_id)
-    return visit
+    return require_writable(s, actor, visit)
 
 
 def admit(
@@ -441,18 +449,8 @@ def walk_in(
     )
     s.add(visit)
     s.flush()
-    part, token = _new_client(s, visit, client.name, via=via, device=device, consent=consent, now=now)
-    audit.record(
-        s,
-        Actor(None, "client", ip),
-        "visit.walk_in",
-        "visit",
-        visit.id,
-        case_id=case.id,
-        participant_id=part.id,
-        consent=consent,
-        device=part.device,
-        via=part.via,
+    part, token = _new_client(
+        s, visit, client.name, via=via, device=device, consent=consent, now=now, ip=ip, action="visit.walk_in"
     )
     return part, token, visit
 

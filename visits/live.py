@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from caserecord import audit
-from caserecord.access import require_role, visible_worker_ids
+from caserecord.access import in_caseload, require_role
 from caserecord.audit import Actor
 from caserecord.models import Booking, Visit, VisitParticipant
 from caserecord.names import client_names, user_names
@@ -49,10 +49,7 @@ class LiveVisitOut(BaseModel):
 def live_visits(s: Session, actor: Actor, presence_of: PresenceOf) -> list[LiveVisitOut]:
     """The team's visits that are waiting or in progress, with who is there; the read is audited."""
     require_role(actor, *REVIEWERS)
-    q = select(Visit).where(col(Visit.status).in_(ON_NOW))
-    ids = visible_worker_ids(s, actor)
-    if ids is not None:
-        q = q.where(col(Visit.worker_id).in_(ids))
+    q = in_caseload(s, actor, select(Visit).where(col(Visit.status).in_(ON_NOW)), Visit.worker_id)
     visits = list(s.exec(q.order_by(col(Visit.id))))
     if not visits:
         return []
@@ -73,31 +70,16 @@ def live_visits(s: Session, actor: Actor, presence_of: PresenceOf) -> list[LiveV
         presence = presence_of(v.id)
         here = parts.get(v.id, [])
         waiting = [p.joined_at for p in here if p.kind == "client" and p.state == "waiting"]
-        out.append(
-            LiveVisitOut(
-                id=v.id,
-                status=v.status,
-                case_id=v.case_id,
-                worker_id=v.worker_id,
-                worker_name=workers.get(v.worker_id, ""),
-                client_name=clients.get(v.case_id, ""),
-                starts_at=starts.get(v.booking_id) if v.booking_id is not None else None,
-                started_at=v.started_at,
-                waiting_since=min(waiting) if waiting else None,
-                worker_present=any(p.kind == "worker" and (p.id or 0) in presence.connected for p in here),
-                recording=bool(v.recording),
-                participants=[
-                    LiveParticipantOut(
-                        kind=p.kind,
-                        name=p.name,
-                        state=p.state,
-                        presence=presence.of(p.id or 0, p.state),
-                        device=p.device,
-                        via=p.via,
-                    )
-                    for p in here
-                ],
-            )
-        )
+        people = [p.model_dump() | {"presence": presence.of(p.id or 0, p.state)} for p in here]
+        facts = {
+            "worker_name": workers.get(v.worker_id, ""),
+            "client_name": clients.get(v.case_id, ""),
+            "starts_at": starts.get(v.booking_id) if v.booking_id is not None else None,
+            "waiting_since": min(waiting) if waiting else None,
+            "worker_present": any(p.kind == "worker" and (p.id or 0) in presence.connected for p in here),
+            "recording": bool(v.recording),
+            "participants": people,
+        }
+        out.append(LiveVisitOut.model_validate(v.model_dump() | facts))
         audit.record(s, actor, "visit.live.read", "visit", v.id, case_id=v.case_id)
     return out

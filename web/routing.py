@@ -111,42 +111,17 @@ class Routes:
     def delete(self, path: str, roles: Roles, response: Model = None, **kw: Any) -> Callable[[H], H]:
         return self._add("DELETE", path, roles, response, **kw)
 
-    def _add(
-        self,
-        method: str,
-        path: str,
-        roles: Roles,
-        response: Model,
-        *,
-        many: bool = False,
-        status: int = 200,
-        media: str = "application/json",
-        errors: tuple[int, ...] = (),
-        tag: str = "",
-    ) -> Callable[[H], H]:
+    def _add(self, method: str, path: str, roles: Roles, response: Model, **kw: Any) -> Callable[[H], H]:
+        """Declare a route; `kw` are Route's options (many, status, media, errors, tag)."""
+        kw["tag"] = kw.get("tag") or self.tag
+
         def deco(fn: H) -> H:
             doc = inspect.getdoc(fn)
             if not doc:
                 raise TypeError(f"{fn.__name__}: an API handler's docstring is its summary")
             body, query = _models(fn)
             summary = doc.splitlines()[0].removesuffix(".")
-            self.routes.append(
-                Route(
-                    method,
-                    path,
-                    fn,
-                    summary,
-                    roles,
-                    body=body,
-                    query=query,
-                    response=response,
-                    many=many,
-                    status=status,
-                    media=media,
-                    errors=errors,
-                    tag=tag or self.tag,
-                )
-            )
+            self.routes.append(Route(method, path, fn, summary, roles, body, query, response, **kw))
             return fn
 
         return deco

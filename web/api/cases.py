@@ -61,17 +61,7 @@ class CaseOut(BaseModel):
 
 
 def _case(case: Case, client: Client) -> CaseOut:
-    assert case.id is not None and client.id is not None
-    return CaseOut(
-        id=case.id,
-        title=case.title,
-        status=case.status,
-        worker_id=case.worker_id,
-        opened_at=case.opened_at,
-        client=ClientOut(
-            id=client.id, name=client.name, phone=client.phone, email=client.email, language=client.language
-        ),
-    )
+    return CaseOut.model_validate(case.model_dump() | {"client": client.model_dump()})
 
 
 def case_out(s: Session, actor: Actor, links: Links, case_id: int) -> CaseOut:
@@ -81,16 +71,7 @@ def case_out(s: Session, actor: Actor, links: Links, case_id: int) -> CaseOut:
     by_booking = {v.booking_id: v for v in visits}
     out = _case(case, client)
     out.bookings = [booking_out(b, by_booking.get(b.id), tz, links) for b in booked]
-    out.visits = [
-        VisitOut(
-            id=v.id or 0,
-            booking_id=v.booking_id,
-            status=v.status,
-            join_opens_at=v.join_opens_at,
-            join_expires_at=v.join_expires_at,
-        )
-        for v in visits
-    ]
+    out.visits = [VisitOut.model_validate(v.model_dump()) for v in visits]
     return out
 
 

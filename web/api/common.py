@@ -65,15 +65,8 @@ class SlotOut(BaseModel):
 
 
 def user_out(user: User, links: Links, with_feed: bool) -> UserOut:
-    assert user.id is not None
-    return UserOut(
-        id=user.id,
-        email=user.email,
-        name=user.name,
-        role=user.role,
-        timezone=user.timezone,
-        supervisor_id=user.supervisor_id,
-        feed_url=links.feed(user.feed_token) if with_feed else None,
+    return UserOut.model_validate(
+        user.model_dump() | {"feed_url": links.feed(user.feed_token) if with_feed else None}
     )
 
 

@@ -17,6 +17,7 @@ from caserecord.note_body import (
     ActionItemBody,
     FollowUpBody,
     HeaderBody,
+    NoteBody,
     NoteEdit,
     QuoteBody,
     RiskFlagBody,
@@ -97,34 +98,13 @@ class FollowUpIn(In):
 
 def note_out(note: Note, addenda: list[AddendumOut] | None = None) -> NoteOut:
     body = notes.body_of(note)
-    assert note.id is not None
-    return NoteOut(
-        id=note.id,
-        visit_id=note.visit_id,
-        case_id=note.case_id,
-        status=note.status,
-        version=note.version,
-        generated=body.generated,
-        drafter=note.drafter,
-        header=body.header,
-        summary=body.summary,
-        sections=SectionsOut(
-            client_words=body.client_words,
-            follow_up=body.follow_up,
-            observations=body.observations,
-            analysis=body.analysis,
-            remarks=body.remarks,
-        ),
-        action_items=body.action_items,
-        risk_flags=body.risk_flags,
-        transcript=body.transcript,
-        signed_at=note.signed_at,
-        reviewed_at=note.reviewed_at,
-        review_comment=note.review_comment,
-        audio_deleted_at=note.audio_deleted_at,
-        audio_deleted=json.loads(note.audio_deleted) if note.audio_deleted else [],
-        addenda=addenda or [],
-        follow_up_booking_id=note.follow_up_booking_id,
+    # The note's own drafter (the one that ran) wins over the body's.
+    shared = (NoteOut.model_fields.keys() & NoteBody.model_fields.keys()) - {"drafter"}
+    shown = {name: getattr(body, name) for name in shared}
+    sections = {name: getattr(body, name) for name in SectionsOut.model_fields}
+    deleted = json.loads(note.audio_deleted) if note.audio_deleted else []
+    return NoteOut.model_validate(
+        note.model_dump() | shown | {"sections": sections, "audio_deleted": deleted, "addenda": addenda or []}
     )
 
 

@@ -76,31 +76,9 @@ class TranscriptLineOut(BaseModel):
 
 
 def detail(snap: VisitSnapshot) -> VisitDetailOut:
-    v = snap.visit
-    assert v.id is not None
-    return VisitDetailOut(
-        id=v.id,
-        booking_id=v.booking_id,
-        case_id=v.case_id,
-        worker_id=v.worker_id,
-        status=v.status,
-        recording=v.recording,
-        starts_at=snap.starts_at,
-        started_at=v.started_at,
-        ended_at=v.ended_at,
-        end_reason=v.end_reason,
-        participants=[
-            ParticipantOut(
-                id=p.id or 0,
-                kind=p.kind,
-                name=p.name,
-                state=p.state,
-                via=p.via,
-                device=p.device,
-                consent=p.consent,
-            )
-            for p in snap.participants
-        ],
+    people = [p.model_dump() for p in snap.participants]
+    return VisitDetailOut.model_validate(
+        snap.visit.model_dump() | {"starts_at": snap.starts_at, "participants": people}
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -25,15 +24,6 @@ JOIN_CLOSED = {
     "ended": ("This visit has ended", "Thank you. You can close this page."),
 }
 LINK_BROKEN = "Check that you opened the whole link from your invitation, or call the office."
-
-
-@dataclass(frozen=True, slots=True)
-class KioskQueue:
-    """One walk-in queue as the kiosk shows it: the worker's name and until when, nothing else."""
-
-    worker_id: int
-    worker_name: str
-    until: str
 
 
 def _local(dt: datetime | None, tz: str) -> str:
@@ -88,8 +78,8 @@ async def kiosk_page(request: web.Request) -> web.StreamResponse:
     """GET /kiosk: a public kiosk enters the code from the invitation, or joins a walk-in queue."""
     svc = services(request)
     open_now = await svc.db.read(walk_ins.open_walk_ins, svc.clock())
-    queues = [KioskQueue(w.worker_id, w.worker_name, _until(w.end)) for w in open_now]
-    return _kiosk_cookie(request, render(request, "kiosk.html", walk_ins=queues))
+    # The kiosk shows each open queue's worker and until when, nothing else.
+    return _kiosk_cookie(request, render(request, "kiosk.html", walk_ins=open_now, until=_until))
 
 
 async def walk_in_page(request: web.Request) -> web.StreamResponse:
