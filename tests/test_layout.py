@@ -127,7 +127,7 @@ def test_the_reader_finds_the_imports_it_must() -> None:
     """The checks above are only as good as the import reader: it must see these edges."""
     graph = imports()
     assert "visits.lifecycle" in graph["visits.runtime"]
-    assert "scheduler.walk_ins" in graph["visits.lifecycle"]
+    assert "scheduler.walk_ins" in graph["visits.admission"]
     assert {"web.services", "web.problems"} <= graph["web.routing"]
     assert "caserecord.models" in graph["caserecord.notes"]
 

@@ -1,8 +1,9 @@
 """Visits: the lifecycle in the case record, live presence, the audio uplink and its store."""
 
+from visits.admission import JoinInfo
 from visits.audio import AudioPart, AudioStore, PartWriter
 from visits.hub import Peer, VisitHub
-from visits.lifecycle import JoinInfo, VisitSnapshot
+from visits.lifecycle import VisitSnapshot
 from visits.uplink import AudioSink, UplinkError, UplinkKey, UplinkRegistry
 
 __all__ = [

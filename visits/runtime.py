@@ -29,7 +29,7 @@ from caserecord.db import Database
 from caserecord.errors import RecordError
 from caserecord.models import Note, User, Visit, VisitParticipant
 from caserecord.visit_status import LIVE
-from visits import lifecycle
+from visits import admission, lifecycle
 from visits.audio import AudioPart, AudioStore
 from visits.hub import Peer, Presence, VisitHub
 from visits.lifecycle import VisitSnapshot
@@ -244,7 +244,7 @@ class VisitRuntime:
     ) -> Admission:
         """Check a client in to the waiting room from their link or the kiosk (or rejoin them)."""
         part, token, visit = await self.db.write(
-            lifecycle.check_in,
+            admission.check_in,
             join_token,
             via="kiosk" if device == "kiosk" else "link",
             device=device,
@@ -272,7 +272,7 @@ class VisitRuntime:
         now = self.clock()
 
         def run(s: Session) -> tuple[VisitParticipant, str, Visit]:
-            return lifecycle.walk_in(
+            return admission.walk_in(
                 s,
                 worker_of(s),
                 now,
@@ -330,7 +330,7 @@ class VisitRuntime:
         """Return who a new socket belongs to: signed-in staff, or the client of the hello's token."""
         if actor is not None:
             return await self.db.write(lifecycle.staff_participant, actor, visit_id, self.clock())
-        return await self.db.read(lifecycle.hello, visit_id, hello_token or "")
+        return await self.db.read(admission.hello, visit_id, hello_token or "")
 
     @staticmethod
     def is_live(visit: Visit) -> bool:

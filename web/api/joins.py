@@ -13,7 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
 
 from scheduler import walk_ins
-from visits import lifecycle
+from visits import admission
 from visits.runtime import Admission
 from web.api.common import In
 from web.problems import ProblemError
@@ -101,7 +101,7 @@ async def kiosk_check_in(call: Call[KioskIn, None]) -> web.StreamResponse:
     limits = call.svc.throttles
     throttle(limits.kiosk_device, device_key(call.request))
     throttle(limits.kiosk_code, call.body.code)
-    token, info = await call.svc.db.write(lifecycle.kiosk_lookup, call.body.code.strip(), call.svc.clock())
+    token, info = await call.svc.db.write(admission.kiosk_lookup, call.body.code.strip(), call.svc.clock())
     return json_response(KioskOut(join_token=token, worker_name=info.worker_name, state=info.state))
 
 

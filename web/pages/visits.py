@@ -10,7 +10,7 @@ from aiohttp import web
 
 from caserecord.errors import RecordError
 from scheduler import walk_ins
-from visits import lifecycle
+from visits import admission, lifecycle
 from web.api.joins import KIOSK_COOKIE
 from web.pages.common import path_id, render, require, services
 
@@ -54,7 +54,7 @@ async def join_page(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     token = request.match_info["token"]
     try:
-        info = await svc.db.read(lifecycle.join_info, token, svc.clock())
+        info = await svc.db.read(admission.join_info, token, svc.clock())
     except RecordError:
         return render(
             request,
