@@ -39,3 +39,4 @@ def setup_logging(fmt: str = "json", level: int = logging.INFO) -> None:
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # two INFO lines per call
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # four INFO lines per outbox poll
