@@ -10,13 +10,20 @@ from bench import booking, join, notes, outbox, report, slots, uplinks
 from bench.machine import describe
 from bench.timing import say
 
+BENCHES = {
+    "slots": slots,
+    "booking": booking,
+    "uplinks": uplinks,
+    "join": join,
+    "notes": notes,
+    "outbox": outbox,
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, for trying the bench out")
-    parser.add_argument(
-        "--only", choices=["slots", "booking", "uplinks", "join", "notes", "outbox"], help="run one benchmark"
-    )
+    parser.add_argument("--only", choices=list(BENCHES), help="run one benchmark")
     parser.add_argument("--output", type=Path, default=report.RESULTS, help="where to write the results")
     args = parser.parse_args(argv)
 
@@ -25,18 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     say(f"Lastmile bench on {machine.cores} cores, {machine.python}, commit {machine.commit}")
     say(f"load average before: {machine.load_before}")
     body: list[str] = []
-    if args.only in (None, "slots"):
-        body += slots.markdown(slots.run(quick=args.quick))
-    if args.only in (None, "booking"):
-        body += booking.markdown(booking.run(quick=args.quick))
-    if args.only in (None, "uplinks"):
-        body += uplinks.markdown(uplinks.run(quick=args.quick))
-    if args.only in (None, "join"):
-        body += join.markdown(join.run(quick=args.quick))
-    if args.only in (None, "notes"):
-        body += notes.markdown(notes.run(quick=args.quick))
-    if args.only in (None, "outbox"):
-        body += outbox.markdown(outbox.run(quick=args.quick))
+    for name, bench in BENCHES.items():
+        if args.only in (None, name):
+            body += bench.markdown(bench.run(quick=args.quick))
     seconds = time.perf_counter() - started
     report.write(report.machine_md(machine, seconds, args.quick) + body, args.output)
     say(f"done in {seconds:.0f} s; wrote {args.output}")

@@ -48,6 +48,7 @@ from aiortc.mediastreams import AudioStreamTrack
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from bench.machine import ROOT, load_average
+from bench.server import serve_until_signalled
 from bench.timing import percentile, say
 from caserecord.accounts import hash_password
 from caserecord.audit import Actor
@@ -154,19 +155,8 @@ async def serve(database_url: str, data_dir: Path) -> None:
     )
     db = Database(make_engine(database_url))
     app = create_app(settings, clock=lambda: NOW, database=db, run_migrations=False)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"LISTENING {port}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-        db.close()
+    await serve_until_signalled(app, lambda runner: web.SockSite(runner, sock))
+    db.close()
 
 
 def _tail(log: Path, chars: int = 2000) -> str:

@@ -8,8 +8,9 @@ other talks), each run in its own fresh process so that its CPU time and peak RS
   audio in 20 ms chunks and stores each segment in a real SQLite case record
   (`caserecord.transcripts.add_segment` through `caserecord.db.Database`) as it is transcribed.
   At "End visit": `visits.lifecycle.end`, finish both speakers (the last utterances), then draft and
-  file the note as `web.notes.draft_visit_note` does (`_context_and_segments`, the deterministic
-  drafter, `caserecord.notes.file_note`).
+  file the note with the server's own `transcription.after_visit.AfterVisit.draft` (the
+  deterministic drafter). Segments are stored by the server's own live sink,
+  `transcription.live.LiveTranscription.on_segment`.
 - **batch** (the baseline): the same model with the same decoding options, after the call:
   `transcription.transcribe_file` on each speaker's whole track, the segments stored the same way,
   then the same drafting and filing.
@@ -49,7 +50,7 @@ from sqlmodel import Session
 
 from bench.machine import ROOT
 from bench.timing import say
-from caserecord import notes, transcripts
+from caserecord import notes
 from caserecord.audit import Actor
 from caserecord.cases import create_case
 from caserecord.db import Database, make_engine, migrate
@@ -57,8 +58,9 @@ from caserecord.models import User, Visit, VisitParticipant
 from tests.transcription.audio import BYTES_PER_SECOND, normalize, speak, write_wav
 from transcription import DeterministicDrafter, Engine, Segment, StreamingTranscriber
 from transcription import transcribe_file as batch_transcribe
-from transcription.after_visit import context_and_segments
+from transcription.after_visit import AfterVisit, context_and_segments
 from transcription.audio import Audio, read_audio
+from transcription.live import LiveTranscription
 from transcription.model import BUNDLED
 from visits import lifecycle
 from web.settings import load_settings
@@ -347,14 +349,16 @@ async def _measure(mode: str, folder: Path, db_dir: Path) -> dict[str, Any]:
     await engine.start()
     await engine.transcribe(read_audio(folder.parent / "warm.wav"), speaker=labels["worker"])  # warm-up
 
+    live = LiveTranscription(db, engine)
+
+    async def nobody(visit_id: int, message: dict[str, Any], kind: str | None) -> None:
+        """No page is open: the captions and risk suggestions reach nobody."""
+
     async def on_segment(seg: Segment) -> None:
-        # What web.visits' on_segment does (without the caption to the visit's sockets).
+        # The server's own live sink: store the segment, caption it, look for risks in it.
         engine.busy += 1
         try:
-            words = [(w.start, w.end, w.text, w.probability) for w in seg.words]
-            await db.write(
-                transcripts.add_segment, visit_id, seg.speaker, seg.start, seg.end, seg.text, words
-            )
+            await live.on_segment(visit_id, nobody, seg)
         finally:
             engine.busy -= 1
 
@@ -410,12 +414,12 @@ async def _measure(mode: str, folder: Path, db_dir: Path) -> dict[str, Any]:
         for segments in results:
             for seg in segments:
                 await on_segment(seg)
-    # What web.notes.draft_visit_note does.
-    context, segments = await db.read(context_and_segments, visit_id)
-    drafter = DeterministicDrafter()
-    draft = await drafter.draft(context, segments)
-    note = await db.write(notes.file_note, visit_id, drafter.name, draft.to_body(), ended_at)
+    # The server's own after-visit job: every segment is stored, so there is nothing to catch up on.
+    after = AfterVisit(db, lambda: ended_at, None, DeterministicDrafter(), lambda visit_id: [])
+    await after.draft(visit_id)
     done = time.perf_counter()
+    _, segments = await db.read(context_and_segments, visit_id)
+    note_ok = visit_id not in await db.read(notes.visits_without_note)
     cpu = _cpu() - cpu0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     texts = {r: " ".join(seg.text for seg in segments if seg.speaker == labels[r]) for r in VOICES}
@@ -429,7 +433,7 @@ async def _measure(mode: str, folder: Path, db_dir: Path) -> dict[str, Any]:
         "segments": len(segments),
         "calls": engine.stats().calls - 1,  # not the warm-up
         "texts": texts,
-        "note_ok": note is not None,
+        "note_ok": note_ok,
         "wall": done - wall0,
         "catch_up": catch_up,
         "load": f"{os.getloadavg()[0]:.1f}",
@@ -485,6 +489,7 @@ def run(quick: bool = False, repeat: int = 1, minutes: Sequence[int] = ()) -> No
                 "pipeline, then batch, each in its own process"
             )
             runs: dict[str, list[Measured]] = {"pipeline": [], "batch": []}
+            facts = (script.minutes, script.duration, script.speech, len(script.lines))
             try:
                 for _ in range(repeat):
                     for mode, done in runs.items():
@@ -497,36 +502,11 @@ def run(quick: bool = False, repeat: int = 1, minutes: Sequence[int] = ()) -> No
             except RuntimeError as exc:
                 say(f"  failed: {exc}")
                 say(log.read_text()[-3000:])
-                rounds.append(
-                    Round(
-                        script.minutes,
-                        script.duration,
-                        script.speech,
-                        len(script.lines),
-                        None,
-                        None,
-                        None,
-                        None,
-                        str(exc),
-                    )
-                )
+                rounds.append(Round(*facts, None, None, None, None, str(exc)))
                 continue
             a, b = _median(runs["pipeline"]), _median(runs["batch"])
-            rounds.append(
-                Round(
-                    script.minutes,
-                    script.duration,
-                    script.speech,
-                    len(script.lines),
-                    a,
-                    b,
-                    a.wer(script),
-                    b.wer(script),
-                    cpu_ratios=tuple(
-                        x.cpu / y.cpu for x, y in zip(runs["pipeline"], runs["batch"], strict=True)
-                    ),
-                )
-            )
+            ratios = tuple(x.cpu / y.cpu for x, y in zip(runs["pipeline"], runs["batch"], strict=True))
+            rounds.append(Round(*facts, a, b, a.wer(script), b.wer(script), cpu_ratios=ratios))
     return NotesBench(rounds, _model_name(), synth, repeat)
 
 
@@ -541,8 +521,8 @@ def markdown(result: NotesBench) -> list[str]:
         "**Pipeline**: as the server does during a visit, a `StreamingTranscriber` fed both speakers'",
         "audio in 20 ms chunks, storing each segment in a SQLite case record as it comes; at End visit",
         "the visit is ended, both speakers finished (their last utterances transcribed) and the note",
-        "drafted and filed as `web.notes` does (deterministic drafter). To keep the bench short the",
-        f"audio is fed at {SPEED:g}x real time up to the last {REAL_TIME_TAIL:.0f} s, the transcriber is",
+        "drafted and filed by `transcription.after_visit` (deterministic drafter). To keep the bench short",
+        f"the audio is fed at {SPEED:g}x real time up to the last {REAL_TIME_TAIL:.0f} s, the transcriber is",
         "let finish what queued up (**catch-up**, an artefact of the fast feed; 0.3 s is the least it",
         f"can read, i.e. nothing was queued), then the last {REAL_TIME_TAIL:.0f} s are fed at real time",
         f"and End is pressed as the audio ends ({TAIL:.0f} s after the last word). **Batch** (the",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -28,22 +29,25 @@ async def serve(database_url: str, schema: str | None, threads: int) -> None:
         db_threads=threads,
     )
     app = create_app(settings, database=db, run_migrations=False)
+    # A deep accept queue: the contended case opens 200 connections at once.
+    await serve_until_signalled(app, lambda runner: web.TCPSite(runner, "127.0.0.1", 0, backlog=1024))
+    db.close()
+
+
+async def serve_until_signalled(app: web.Application, site: Callable[[web.AppRunner], web.BaseSite]) -> None:
+    """Serve `app` on `site`, print `LISTENING <port>` once it accepts, and stop on SIGTERM or SIGINT."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    # A deep accept queue: the contended case opens 200 connections at once.
-    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-    await site.start()
-    port = runner.addresses[0][1]
+    await site(runner).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"LISTENING {port}", flush=True)
+    print(f"LISTENING {runner.addresses[0][1]}", flush=True)
     try:
         await stop.wait()
     finally:
         await runner.cleanup()
-        db.close()
 
 
 def main() -> None:

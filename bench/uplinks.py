@@ -38,6 +38,7 @@ from aiortc.codecs.opus import OpusEncoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from bench.machine import ROOT
+from bench.server import serve_until_signalled
 from bench.timing import percentile, say
 from tests.visits.audio_fixtures import make_speech_wav  # the speech the uplink tests use
 from visits.audio import SAMPLE_RATE, AudioStore
@@ -151,19 +152,9 @@ async def serve(root: Path) -> None:
     app.router.add_post("/window/start", start)
     app.router.add_post("/window/stop", stop)
     app.router.add_post("/close", close)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=256)
-    await site.start()
-    done = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, done.set)
-    print(f"LISTENING {runner.addresses[0][1]}", flush=True)
     try:
-        await done.wait()
+        await serve_until_signalled(app, lambda runner: web.TCPSite(runner, "127.0.0.1", 0, backlog=256))
     finally:
-        await runner.cleanup()
         await registry.close()
         store.close()
         ticker.cancel()
