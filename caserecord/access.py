@@ -42,10 +42,15 @@ def require_worker(s: Session, actor: Actor, worker_id: int) -> User:
     user = s.get(User, worker_id)
     if user is None or not user.active:
         raise NotFound(f"no worker {worker_id}")
-    ids = visible_worker_ids(s, actor)
-    if ids is not None and worker_id not in ids:
+    if not sees(s, actor, worker_id):
         raise Forbidden(f"worker {worker_id} is not in your team")
     return user
+
+
+def sees(s: Session, actor: Actor, worker_id: int) -> bool:
+    """Return whether `worker_id` is in `actor`'s caseload (themselves, their team, or all for admins)."""
+    ids = visible_worker_ids(s, actor)
+    return ids is None or worker_id in ids
 
 
 def require_case(s: Session, actor: Actor, case_id: int) -> Case:
@@ -53,8 +58,7 @@ def require_case(s: Session, actor: Actor, case_id: int) -> Case:
     case = s.get(Case, case_id)
     if case is None:
         raise NotFound(f"no case {case_id}")
-    ids = visible_worker_ids(s, actor)
-    if ids is not None and case.worker_id not in ids:
+    if not sees(s, actor, case.worker_id):
         raise Forbidden(f"case {case_id} is not in your caseload")
     return case
 

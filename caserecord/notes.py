@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from caserecord import audit
-from caserecord.access import in_caseload, require_case, require_role, visible_worker_ids
+from caserecord.access import in_caseload, require_case, require_role, sees
 from caserecord.audit import Actor
 from caserecord.errors import Conflict, Forbidden, Invalid, NotFound
 from caserecord.models import Note, NoteAddendum, NoteRevision, RiskAlert, TranscriptSegment, Visit
@@ -311,8 +311,7 @@ def acknowledge_alert(s: Session, actor: Actor, alert_id: int, now: datetime) ->
     alert = s.get(RiskAlert, alert_id)
     if alert is None:
         raise NotFound(f"no risk alert {alert_id}")
-    ids = visible_worker_ids(s, actor)
-    if ids is not None and alert.worker_id not in ids:
+    if not sees(s, actor, alert.worker_id):
         raise Forbidden(f"risk alert {alert_id} is not from your team")
     if alert.withdrawn_at is not None:
         raise Conflict(f"risk alert {alert_id} was withdrawn by the worker")
@@ -407,8 +406,7 @@ def review_note(s: Session, actor: Actor, note_id: int, approve: bool, comment: 
     """A supervisor (or admin) approves a signed note, or returns it to the worker with a comment."""
     require_role(actor, "supervisor", "admin")
     note = get_note(s, note_id)
-    ids = visible_worker_ids(s, actor)
-    if ids is not None and note.worker_id not in ids:
+    if not sees(s, actor, note.worker_id):
         raise Forbidden(f"note {note_id} is not from your team")
     if note.status != "signed":
         raise Conflict(f"note {note_id} is {note.status}; only signed notes are reviewed")

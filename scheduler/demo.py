@@ -16,6 +16,11 @@ from scheduler import blocks, bookings, hours
 log = logging.getLogger(__name__)
 DEMO_PASSWORD = "lastmile-demo"  # noqa: S105 - documented demo-only password
 DEMO_ZONE = "America/Los_Angeles"
+STAFF = (
+    ("admin", "Avery Admin", ""),
+    ("supervisor", "Sam Supervisor", ""),
+    ("worker", "Wren Worker", "supervisor"),
+)
 CLIENTS = (
     ("Maria Lopez", "+1 503 555 0101", "maria@example.net", "es", "SNAP renewal"),
     ("James Carter", "+1 503 555 0102", "james@example.net", "en", "Housing application"),
@@ -27,35 +32,20 @@ def seed_demo(s: Session, now: datetime) -> bool:
     """Create the demo agency unless it exists; return whether anything was created."""
     if s.exec(select(User.id).where(User.email == "admin@example.org")).first() is not None:
         return False
-    system = Actor.system()
-    admin = accounts.create_user(
-        s,
-        system,
-        email="admin@example.org",
-        name="Avery Admin",
-        role="admin",
-        password=DEMO_PASSWORD,
-        timezone=DEMO_ZONE,
-    )
-    sup = accounts.create_user(
-        s,
-        system,
-        email="supervisor@example.org",
-        name="Sam Supervisor",
-        role="supervisor",
-        password=DEMO_PASSWORD,
-        timezone=DEMO_ZONE,
-    )
-    worker = accounts.create_user(
-        s,
-        system,
-        email="worker@example.org",
-        name="Wren Worker",
-        role="worker",
-        password=DEMO_PASSWORD,
-        timezone=DEMO_ZONE,
-        supervisor_id=sup.id,
-    )
+    made: dict[str, User] = {}
+    for role, name, boss in STAFF:
+        boss_id = made[boss].id if boss else None
+        made[role] = accounts.create_user(
+            s,
+            Actor.system(),
+            email=f"{role}@example.org",
+            name=name,
+            role=role,
+            password=DEMO_PASSWORD,
+            timezone=DEMO_ZONE,
+            supervisor_id=boss_id,
+        )
+    admin, worker = made["admin"], made["worker"]
     assert admin.id is not None and worker.id is not None
     actor = Actor(admin.id, "admin")
     today = now.astimezone(hours.to_zone(DEMO_ZONE)).date()

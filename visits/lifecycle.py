@@ -127,17 +127,15 @@ def leave(s: Session, participant_id: int, now: datetime) -> VisitParticipant | 
     part.state = "left"
     part.left_at = now
     s.add(part)
-    visit = s.get(Visit, part.visit_id)
-    audit.record(
-        s,
-        Actor(part.user_id, part.kind),
-        "visit.leave",
-        "visit",
-        part.visit_id,
-        case_id=visit.case_id if visit is not None else None,
-        participant_id=participant_id,
-    )
+    _audit(s, Actor(part.user_id, part.kind), "visit.leave", part)
     return part
+
+
+def _audit(s: Session, actor: Actor, action: str, part: VisitParticipant) -> None:
+    """Audit something a participant did in their visit."""
+    visit = s.get(Visit, part.visit_id)
+    case_id = visit.case_id if visit is not None else None
+    audit.record(s, actor, action, "visit", part.visit_id, case_id=case_id, participant_id=part.id)
 
 
 def add_message(s: Session, participant_id: int, text: str, now: datetime) -> VisitMessage:
@@ -153,16 +151,7 @@ def add_message(s: Session, participant_id: int, text: str, now: datetime) -> Vi
     msg = VisitMessage(visit_id=part.visit_id, participant_id=participant_id, text=text, at=now)
     s.add(msg)
     s.flush()
-    visit = s.get(Visit, part.visit_id)
-    audit.record(
-        s,
-        Actor(None, part.kind),
-        "visit.message",
-        "visit",
-        part.visit_id,
-        case_id=visit.case_id if visit is not None else None,
-        participant_id=participant_id,
-    )
+    _audit(s, Actor(None, part.kind), "visit.message", part)
     return msg
 
 

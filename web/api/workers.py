@@ -6,10 +6,8 @@ from typing import Annotated, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
-from sqlmodel import Session
 
 from caserecord import access, accounts
-from caserecord.models import User
 from scheduler import walk_ins
 from web.api.common import ADMINS, STAFF, WRITERS, In, Name, UserOut, user_out
 from web.routing import Call, Routes, json_response
@@ -35,19 +33,7 @@ async def create_worker(call: Call[WorkerIn, None]) -> web.StreamResponse:
     """Create a worker (admin)."""
     body = call.body
 
-    def run(s: Session) -> User:
-        return accounts.create_user(
-            s,
-            call.actor,
-            email=body.email,
-            name=body.name,
-            role=body.role,
-            password=body.password,
-            timezone=body.timezone,
-            supervisor_id=body.supervisor_id,
-        )
-
-    user = await call.svc.db.write(run)
+    user = await call.svc.db.write(accounts.create_user, call.actor, **body.model_dump())
     return json_response(user_out(user, call.svc.links, True), 201)
 
 

@@ -23,6 +23,7 @@ JOIN_CLOSED = {
     "cancelled": ("This visit was cancelled", "Call the office or use your latest invitation."),
     "ended": ("This visit has ended", "Thank you. You can close this page."),
 }
+WALK_IN_BROKEN = "Check the address, or ask at the front desk."
 LINK_BROKEN = "Check that you opened the whole link from your invitation, or call the office."
 
 
@@ -49,6 +50,11 @@ def _kiosk_cookie(
     return resp
 
 
+def _closed(request: web.Request, title: str, detail: str, status: int = 200) -> web.Response:
+    """The page a link leads to when it does not lead into a visit: why, and what to do."""
+    return render(request, "join_closed.html", status=status, title=title, detail=detail)
+
+
 async def join_page(request: web.Request) -> web.StreamResponse:
     """GET /j/{token}: the client's page: device check, consent, waiting room, call."""
     svc = services(request)
@@ -56,18 +62,11 @@ async def join_page(request: web.Request) -> web.StreamResponse:
     try:
         info = await svc.db.read(admission.join_info, token, svc.clock())
     except RecordError:
-        return render(
-            request,
-            "join_closed.html",
-            status=404,
-            title="This link does not work",
-            detail=LINK_BROKEN,
-        )
+        return _closed(request, "This link does not work", LINK_BROKEN, 404)
     if info.state != "open":
         title, detail = JOIN_CLOSED[info.state]
         detail = detail.format(opens=_local(info.opens_at, info.worker_timezone), tz=info.worker_timezone)
-        status = 410 if info.state != "early" else 200
-        return render(request, "join_closed.html", status=status, title=title, detail=detail)
+        return _closed(request, title, detail, 410 if info.state != "early" else 200)
     starts = _local(info.starts_at, info.worker_timezone)
     return render(
         request, "join.html", info=info, token=token, starts=starts, tz=info.worker_timezone, kiosk=False
@@ -89,13 +88,13 @@ async def walk_in_page(request: web.Request) -> web.StreamResponse:
     try:
         queue = await svc.db.read(walk_ins.queue_of_link, token, svc.clock())
     except RecordError:
-        detail = "Check the address, or ask at the front desk."
-        return render(request, "join_closed.html", status=404, title="This link does not work", detail=detail)
+        return _closed(
+            request, "This link does not work", "Check the address, or ask at the front desk.", 404
+        )
     name, tz = queue.worker.name, queue.worker.timezone
     if queue.window is None:
         later = f" They next open {_local(queue.next_open, tz)} ({tz})." if queue.next_open else ""
-        title = f"{name}'s walk-in hours are closed"
-        return render(request, "join_closed.html", title=title, detail=f"Come back then.{later}")
+        return _closed(request, f"{name}'s walk-in hours are closed", f"Come back then.{later}")
     until = _local(queue.window[1], tz)
     resp = render(request, "walk_in.html", worker_name=name, token=token, until=until, tz=tz, walkin=True)
     return _kiosk_cookie(request, resp, max_age=86400)
