@@ -20,6 +20,9 @@ DOMContentLoaded in a fresh context, and a Python aiortc client's audio uplink t
 (offer -> answer -> `connected`).
 
 Run alone: `.venv/bin/python -m bench.join [--quick]` prints the Markdown section.
+
+Why one module of this length: it is one benchmark end to end (its scenario, the process it
+measures, its baseline in the same run, and its section of RESULTS.md); nothing else uses its parts.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ note filed; model loading and a warm-up transcription come before it in both.
 Run alone: `.venv/bin/python -m bench.notes [--quick] [--minutes 5] [--repeat 3]` prints the Markdown
 section; with `--repeat` each run is made that many times and the median CPU shown, as CPU time
 under other load on 2 shared cores varies by tens of percent from run to run.
+
+Why one module of this length: it is one benchmark end to end (its scenario, the process it
+measures, its baseline in the same run, and its section of RESULTS.md); nothing else uses its parts.
 """
 
 from __future__ import annotations

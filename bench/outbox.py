@@ -20,6 +20,9 @@ no composing, one `aiosmtplib.send` (one connection) per message at the sender's
 (the sender itself keeps one connection per worker for the pass).
 
 Run alone: `.venv/bin/python -m bench.outbox [--quick]` prints the Markdown section.
+
+Why one module of this length: it is one benchmark end to end (its scenario, the process it
+measures, its baseline in the same run, and its section of RESULTS.md); nothing else uses its parts.
 """
 
 from __future__ import annotations
