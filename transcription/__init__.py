@@ -5,12 +5,12 @@ back through its callback, in visit time, as soon as each utterance is transcrib
 """
 
 from transcription.audio import SAMPLE_RATE, pcm_to_float, read_audio
+from transcription.drafter import DeterministicDrafter, draft_note
 from transcription.engine import Engine, EngineOptions, EngineStats, transcribe_file
 from transcription.llm import OpenAICompatibleDrafter
 from transcription.model import ModelNotFoundError
 from transcription.note import (
     ActionItem,
-    DeterministicDrafter,
     Drafter,
     DraftNote,
     FollowUp,
@@ -18,7 +18,6 @@ from transcription.note import (
     Quote,
     RiskFlag,
     VisitContext,
-    draft_note,
 )
 from transcription.results import Segment, Word
 from transcription.risk import RiskCategory

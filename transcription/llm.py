@@ -19,18 +19,8 @@ from typing import Any, Literal
 import aiohttp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from transcription.note import (
-    ActionItem,
-    DraftNote,
-    FollowUp,
-    Quote,
-    RiskFlag,
-    VisitContext,
-    draft_note,
-    role_of,
-    sentences,
-    utterances,
-)
+from transcription.drafter import draft_note, role_of, sentences, utterances
+from transcription.note import ActionItem, DraftNote, FollowUp, Quote, RiskFlag, VisitContext
 from transcription.results import Segment
 from transcription.risk import RiskCategory, denies
 

@@ -7,22 +7,26 @@ import socket
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from aiohttp import web
-from playwright.async_api import Browser, BrowserContext, Page, Playwright
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 
 from caserecord.audit import Actor
 from caserecord.cases import create_case
 from caserecord.db import Database
 from caserecord.models import Booking, User, Visit
 from scheduler import blocks, bookings, hours
+from scheduler.hours import Weekday
+from scheduler.rules import Mode
 from tests.conftest import PASSWORD, Clock
 from web.app import create_app
 from web.settings import Settings
 
-CHROMIUM_ARGS = [
+CHROMIUM = "/usr/bin/chromium"
+# A quiet headless Chromium; CHROMIUM_ARGS adds a fake camera and microphone, allowed without asking.
+PLAIN_CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
     "--disable-dev-shm-usage",
@@ -30,6 +34,9 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+]
+CHROMIUM_ARGS = [
+    *PLAIN_CHROMIUM_ARGS,
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
@@ -58,6 +65,28 @@ async def launch_chromium(p: Playwright, microphone: Path, *, loop: bool = False
     )
 
 
+@asynccontextmanager
+async def plain_chromium() -> AsyncIterator[Browser]:
+    """Run headless Chromium without a camera or microphone; close it on the way out."""
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=PLAIN_CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@asynccontextmanager
+async def chromium_saying(microphone: Path) -> AsyncIterator[Browser]:
+    """Run headless Chromium whose fake microphone plays `microphone` once; close it on the way out."""
+    async with async_playwright() as p:
+        chromium = await launch_chromium(p, microphone)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
 async def media_context(browser: Browser, **kw: object) -> BrowserContext:
     """A context allowed camera and microphone (CSP bypassed so tests can read window.lastmile)."""
     options: dict[str, object] = {"viewport": {"width": 1100, "height": 800}, **kw}
@@ -77,6 +106,33 @@ async def sign_in(ctx: BrowserContext, base: str, email: str, lands_on: str) -> 
     return page
 
 
+async def admit_and_connect(worker: Page, client: Page, name: str) -> None:
+    """Admit `name` from the worker's visit page; wait until the call and the client's uplink connect."""
+    await worker.get_by_role("button", name=f"Admit {name}").click()
+    await client.wait_for_function("window.lastmile.pcState === 'connected'", timeout=20_000)
+    await worker.wait_for_function(
+        "[...window.lastmile.peers.values()].some(pc => pc.connectionState === 'connected')"
+    )
+    await client.wait_for_function(
+        "window.lastmile.uplink() && window.lastmile.uplink().connectionState === 'connected'"
+    )
+
+
+def block_spec(
+    weekdays: tuple[Weekday, ...], start: time, end: time, starts_on: date, mode: Mode = "booked"
+) -> hours.BlockSpec:
+    """Office hours in Los Angeles, in 30-minute slots, from `start` to `end` on `weekdays`."""
+    return hours.BlockSpec(
+        weekdays=weekdays,
+        start_time=start,
+        end_time=end,
+        timezone="America/Los_Angeles",
+        slot_minutes=30,
+        mode=mode,
+        starts_on=starts_on,
+    )
+
+
 def book_visit(
     db: Database, worker: User, clock: Clock, client_name: str = "Maria Lopez"
 ) -> tuple[Booking, Visit]:
@@ -88,20 +144,7 @@ def book_visit(
     with db.session(write=True) as s:
         case, _ = create_case(s, actor, worker_id=worker.id, client_name=client_name)
         assert case.id is not None
-        blocks.create_block(
-            s,
-            actor,
-            worker.id,
-            hours.BlockSpec(
-                weekdays=("MO",),
-                start_time=datetime(2026, 1, 1, 9, 30).time(),
-                end_time=datetime(2026, 1, 1, 11).time(),
-                timezone="America/Los_Angeles",
-                slot_minutes=30,
-                mode="booked",
-                starts_on=now.date(),
-            ),
-        )
+        blocks.create_block(s, actor, worker.id, block_spec(("MO",), time(9, 30), time(11), now.date()))
         _, slots = hours.worker_slots(s, actor, worker.id, now.date(), now.date(), now)
         booking, visit = bookings.book(s, actor, worker.id, case.id, slots[0].start, now)
         assert visit.id is not None

@@ -7,36 +7,30 @@ from __future__ import annotations
 
 import itertools
 import re
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from caserecord.audit import Actor
 from caserecord.cases import create_case
 from caserecord.db import Database
 from caserecord.models import User
 from tests.conftest import PASSWORD, Clock, add_user
-from web.app import create_app
-from web.settings import Settings
+from tests.e2e.helpers import ARTIFACTS, plain_chromium, serve
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE: ViewportSize = {"width": 390, "height": 844}
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# The browser context of a phone: 390 x 844, touch, a 24-hour clock.
+PHONE_CONTEXT: dict[str, Any] = {
+    "viewport": PHONE,
+    "is_mobile": True,
+    "has_touch": True,
+    "locale": "en-GB",
+    "device_scale_factor": 1,
+}
 
 # Runs in the page: every form control that no label, aria-label or aria-labelledby names.
 UNLABELLED_JS = """() => [...document.querySelectorAll('input, select, textarea')]
@@ -75,31 +69,20 @@ async def site(sqlite_db: Database, clock: Clock, tmp_path: Path) -> AsyncIterat
         me = Actor(worker.id, "worker")
         create_case(s, me, worker_id=worker.id, client_name="Maria Lopez", title="SNAP renewal")
         create_case(s, me, worker_id=worker.id, client_name="James Carter", title="Housing application")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    settings = Settings(host="127.0.0.1", port=port, data_dir=tmp_path)
-    runner = web.AppRunner(create_app(settings, clock=clock, database=sqlite_db, run_migrations=False))
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
-    yield Site(f"http://127.0.0.1:{port}", worker)
-    await runner.cleanup()
+    async with serve(sqlite_db, clock, tmp_path) as base:
+        yield Site(base, worker)
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    async with plain_chromium() as chromium:
         yield chromium
-        await chromium.close()
 
 
 @pytest.fixture
 async def phone(browser: Browser) -> AsyncIterator[Page]:
     """A phone-sized page (390 x 844, touch, 24-hour clock)."""
-    context = await browser.new_context(
-        viewport=PHONE, is_mobile=True, has_touch=True, locale="en-GB", device_scale_factor=1
-    )
+    context = await browser.new_context(**PHONE_CONTEXT)
     context.set_default_timeout(10_000)
     page = await context.new_page()
     yield page
@@ -139,6 +122,15 @@ async def tab_to(page: Page, name: str, limit: int = 60) -> None:
     raise AssertionError(f"Tab never reached {name!r}; it went through {seen}")
 
 
+async def tab_and(page: Page, name: str, *, press: str = "", text: str = "") -> None:
+    """Tab to the control called `name`, then press the key `press` and type `text` (either, or both)."""
+    await tab_to(page, name)
+    if press:
+        await page.keyboard.press(press)
+    if text:
+        await page.keyboard.type(text)
+
+
 async def test_a_caseworker_on_a_phone(site: Site, phone: Page, browser: Browser) -> None:
     page = phone
     # Signed out, the worker page sends you to sign in and back.
@@ -175,21 +167,13 @@ async def test_a_caseworker_on_a_phone(site: Site, phone: Page, browser: Browser
 
     # Publish Tuesday and Thursday, 10:00 to 12:00, 20-minute slots, with the keyboard only.
     await page.locator("body").focus()
-    await tab_to(page, "Tuesday")
-    await page.keyboard.press("Space")
-    await tab_to(page, "Thursday")
-    await page.keyboard.press("Space")
-    await tab_to(page, "From")
-    await page.keyboard.type("1000")
-    await tab_to(page, "Slot length (minutes)")
-    await page.keyboard.press("Control+A")
-    await page.keyboard.type("20")
-    await tab_to(page, "More options")
-    await page.keyboard.press("Enter")
-    await tab_to(page, "Title (optional)")
-    await page.keyboard.type("Benefits questions")
-    await tab_to(page, "Publish")
-    await page.keyboard.press("Enter")
+    await tab_and(page, "Tuesday", press="Space")
+    await tab_and(page, "Thursday", press="Space")
+    await tab_and(page, "From", text="1000")
+    await tab_and(page, "Slot length (minutes)", press="Control+A", text="20")
+    await tab_and(page, "More options", press="Enter")
+    await tab_and(page, "Title (optional)", text="Benefits questions")
+    await tab_and(page, "Publish", press="Enter")
     await page.wait_for_url(re.compile(r"/worker\?notice="))
     status = page.get_by_role("status")
     await expect(status).to_have_text("Office hours published: Tuesday, Thursday, 10:00–12:00.")

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from datetime import date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiohttp import web
-from playwright.async_api import Browser, BrowserContext, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, expect
 from sqlmodel import select
 
 from caserecord.audit import Actor
 from caserecord.cases import create_case
 from caserecord.db import Database
 from caserecord.models import Booking, ClientLink
-from scheduler import blocks, bookings, hours
+from scheduler import blocks, bookings
 from tests.conftest import Clock, add_user
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, PHONE, check_page
-from web.app import create_app
-from web.settings import Settings
+from tests.e2e.helpers import block_spec, plain_chromium, serve
+from tests.e2e.test_browser import PHONE_CONTEXT, check_page
 
 LA = ZoneInfo("America/Los_Angeles")
 
@@ -32,15 +29,7 @@ async def client_page(sqlite_db: Database, clock: Clock, tmp_path: Path) -> Asyn
     worker = add_user(sqlite_db, "wren.worker@agency.test", "worker", tz="America/Los_Angeles")
     assert worker.id is not None
     me = Actor(worker.id, "worker")
-    spec = hours.BlockSpec(
-        weekdays=("TU", "TH"),
-        start_time=time(9),
-        end_time=time(12),
-        timezone="America/Los_Angeles",
-        slot_minutes=30,
-        mode="booked",
-        starts_on=date(2026, 3, 1),
-    )
+    spec = block_spec(("TU", "TH"), time(9), time(12), date(2026, 3, 1))
     with sqlite_db.session(write=True) as s:
         case, _ = create_case(
             s, me, worker_id=worker.id, client_name="Maria Lopez", email="maria@example.net"
@@ -52,94 +41,78 @@ async def client_page(sqlite_db: Database, clock: Clock, tmp_path: Path) -> Asyn
         )
         token = s.exec(select(ClientLink).where(ClientLink.booking_id == booking.id)).one().token
     assert booking.id is not None
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    settings = Settings(host="127.0.0.1", port=port, data_dir=tmp_path, outbox_sender=False)
-    runner = web.AppRunner(create_app(settings, clock=clock, database=sqlite_db, run_migrations=False))
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
-    yield f"http://127.0.0.1:{port}/c/{token}", booking.id
-    await runner.cleanup()
+    async with serve(sqlite_db, clock, tmp_path, outbox_sender=False) as base:
+        yield f"{base}/c/{token}", booking.id
 
 
-async def test_the_client_moves_their_visit_on_a_phone(
-    client_page: tuple[str, int], sqlite_db: Database
-) -> None:
-    url, booking_id = client_page
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = await browser.new_context(
-            viewport=PHONE,
-            is_mobile=True,
-            has_touch=True,
-            locale="en-GB",
-            device_scale_factor=1,
-            timezone_id="America/Los_Angeles",  # the worker's zone: the times read the same
-        )
-        context.set_default_timeout(10_000)
-        page = await context.new_page()
-        await page.goto(url)
-        await expect(page.get_by_role("heading", level=1)).to_have_text("Your visit with Wren Worker")
-        await check_page(page, "client-page")
-        await page.get_by_label("Thursday 5 March 2026, 10:00").check()
-        await page.get_by_role("button", name="Move my visit").click()
-        await expect(page.get_by_role("status")).to_have_text("Your visit has moved.")
-        await check_page(page, "client-page-moved")
-        await browser.close()
-    with sqlite_db.session() as s:
-        booking = s.get(Booking, booking_id)
-        assert booking is not None and booking.start_at == datetime(2026, 3, 5, 10, 0, tzinfo=LA)
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with plain_chromium() as chromium:
+        yield chromium
 
 
 async def phone_in(browser: Browser, zone: str, javascript: bool = True) -> BrowserContext:
     """Open a 390 px phone whose clock is in `zone`."""
-    return await browser.new_context(
-        viewport=PHONE,
-        is_mobile=True,
-        has_touch=True,
-        locale="en-GB",
-        device_scale_factor=1,
-        timezone_id=zone,
-        java_script_enabled=javascript,
-    )
+    return await browser.new_context(**PHONE_CONTEXT, timezone_id=zone, java_script_enabled=javascript)
+
+
+def start_of(db: Database, booking_id: int) -> datetime:
+    """The booking's start as the database holds it."""
+    with db.session() as s:
+        booking = s.get(Booking, booking_id)
+        assert booking is not None
+        return booking.start_at
+
+
+async def test_the_client_moves_their_visit_on_a_phone(
+    client_page: tuple[str, int], browser: Browser, sqlite_db: Database
+) -> None:
+    url, booking_id = client_page
+    context = await phone_in(browser, "America/Los_Angeles")  # the worker's zone: the times read the same
+    context.set_default_timeout(10_000)
+    page = await context.new_page()
+    await page.goto(url)
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Your visit with Wren Worker")
+    await check_page(page, "client-page")
+    await page.get_by_label("Thursday 5 March 2026, 10:00").check()
+    await page.get_by_role("button", name="Move my visit").click()
+    await expect(page.get_by_role("status")).to_have_text("Your visit has moved.")
+    await check_page(page, "client-page-moved")
+    await context.close()
+    assert start_of(sqlite_db, booking_id) == datetime(2026, 3, 5, 10, 0, tzinfo=LA)
 
 
 async def test_a_phone_in_another_zone_sees_its_own_times_and_without_script_the_workers(
-    client_page: tuple[str, int], sqlite_db: Database
+    client_page: tuple[str, int], browser: Browser, sqlite_db: Database
 ) -> None:
     url, booking_id = client_page
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        # Without JavaScript: the worker's zone, named.
-        plain = await phone_in(browser, "America/New_York", javascript=False)
-        page = await plain.new_page()
-        await page.goto(url)
-        when = page.locator("time[data-local]").first
-        await expect(when).to_have_text("Thursday 5 March 2026, 09:00")
-        await expect(page.locator(".zone")).to_have_text("(America/Los_Angeles)")
-        await plain.close()
+    # Without JavaScript: the worker's zone, named.
+    plain = await phone_in(browser, "America/New_York", javascript=False)
+    page = await plain.new_page()
+    await page.goto(url)
+    when = page.locator("time[data-local]").first
+    await expect(when).to_have_text("Thursday 5 March 2026, 09:00")
+    await expect(page.locator(".zone")).to_have_text("(America/Los_Angeles)")
+    await plain.close()
 
-        # A phone in New York: 09:00 in Los Angeles is 12:00 there, and the page says so.
-        context = await phone_in(browser, "America/New_York")
-        context.set_default_timeout(10_000)
-        page = await context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await page.goto(url)
-        when = page.locator("time[data-local]").first
-        await expect(when).to_have_text("Thursday 5 March 2026, 12:00")
-        await expect(when).to_have_attribute("datetime", "2026-03-05T17:00:00Z")
-        await expect(page.locator(".zone")).to_have_text("(America/New_York)")
-        await expect(page.locator("#zone-note")).to_contain_text("your device's time zone, America/New_York")
-        await check_page(page, "client-page-new-york")
-        # The 10:00 slot in Los Angeles is offered as 13:00 in New York; choosing it books 10:00 there.
-        await page.get_by_label("Thursday 5 March 2026, 13:00").check()
-        await page.get_by_role("button", name="Move my visit").click()
-        await expect(page.get_by_role("status")).to_have_text("Your visit has moved.")
-        await expect(page.locator("time[data-local]").first).to_have_text("Thursday 5 March 2026, 13:00")
-        assert errors == []
-        await browser.close()
-    with sqlite_db.session() as s:
-        booking = s.get(Booking, booking_id)
-        assert booking is not None and booking.start_at == datetime(2026, 3, 5, 10, 0, tzinfo=LA)
+    # A phone in New York: 09:00 in Los Angeles is 12:00 there, and the page says so.
+    context = await phone_in(browser, "America/New_York")
+    context.set_default_timeout(10_000)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(url)
+    when = page.locator("time[data-local]").first
+    await expect(when).to_have_text("Thursday 5 March 2026, 12:00")
+    await expect(when).to_have_attribute("datetime", "2026-03-05T17:00:00Z")
+    await expect(page.locator(".zone")).to_have_text("(America/New_York)")
+    await expect(page.locator("#zone-note")).to_contain_text("your device's time zone, America/New_York")
+    await check_page(page, "client-page-new-york")
+    # The 10:00 slot in Los Angeles is offered as 13:00 in New York; choosing it books 10:00 there.
+    await page.get_by_label("Thursday 5 March 2026, 13:00").check()
+    await page.get_by_role("button", name="Move my visit").click()
+    await expect(page.get_by_role("status")).to_have_text("Your visit has moved.")
+    await expect(page.locator("time[data-local]").first).to_have_text("Thursday 5 March 2026, 13:00")
+    assert errors == []
+    await context.close()
+    assert start_of(sqlite_db, booking_id) == datetime(2026, 3, 5, 10, 0, tzinfo=LA)

@@ -8,24 +8,28 @@ nothing of the client.
 
 from __future__ import annotations
 
-import shutil
-import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from caserecord.audit import Actor
 from caserecord.db import Database
-from scheduler import blocks, hours
-from tests.conftest import PASSWORD, Clock, add_user
-from tests.e2e.helpers import ARTIFACTS, CHROMIUM_ARGS
-from tests.e2e.test_visit_call import speech_wav
-from web.app import create_app
-from web.settings import Settings
+from scheduler import blocks
+from tests.conftest import Clock, add_user
+from tests.e2e.helpers import (
+    ARTIFACTS,
+    admit_and_connect,
+    block_spec,
+    chromium_saying,
+    media_context,
+    serve,
+    sign_in,
+    speech_wav,
+)
+from tests.e2e.test_visit_call import SPEECH
 
 CLIENT = "Ada Obi"
 
@@ -37,65 +41,27 @@ async def served(sqlite_db: Database, clock: Clock, tmp_path: Path) -> AsyncIter
     assert worker.id is not None
     now = datetime(2026, 3, 2, 17, 5, tzinfo=UTC)  # Monday 09:05 in Los Angeles
     clock.now = now
+    spec = block_spec(("MO",), time(9), time(11), now.date() - timedelta(days=7), mode="walk_in")
     with sqlite_db.session(write=True) as s:
-        blocks.create_block(
-            s,
-            Actor(worker.id, "worker"),
-            worker.id,
-            hours.BlockSpec(
-                weekdays=("MO",),
-                start_time=time(9),
-                end_time=time(11),
-                timezone="America/Los_Angeles",
-                slot_minutes=30,
-                mode="walk_in",
-                starts_on=now.date() - timedelta(days=7),
-            ),
-        )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+        blocks.create_block(s, Actor(worker.id, "worker"), worker.id, spec)
     # No Whisper model here: the audio uplink still runs; captions are the other test's business.
-    settings = Settings(
-        host="127.0.0.1", port=port, data_dir=tmp_path / "var", visit_grace_seconds=5, transcribe=False
-    )
-    runner = web.AppRunner(create_app(settings, clock=clock, database=sqlite_db, run_migrations=False))
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
-    yield f"http://127.0.0.1:{port}", tmp_path / "var"
-    await runner.cleanup()
+    async with serve(sqlite_db, clock, tmp_path / "var", visit_grace_seconds=5, transcribe=False) as base:
+        yield base, tmp_path / "var"
 
 
 @pytest.fixture
 async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
-    wav = speech_wav(tmp_path)
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(
-            executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}%noloop"],
-        )
+    """Chromium whose microphone says the call test's SPEECH once."""
+    async with chromium_saying(speech_wav(tmp_path / "speech.wav", SPEECH)) as chromium:
         yield chromium
-        await chromium.close()
 
 
 async def test_a_walk_in_at_the_kiosk(served: tuple[str, Path], browser: Browser) -> None:
     base, data_dir = served
     # The worker sits on their own page, which hears of anyone waiting.
-    worker_ctx = await browser.new_context(
-        viewport={"width": 1100, "height": 800}, permissions=["camera", "microphone"], bypass_csp=True
-    )
-    worker_ctx.set_default_timeout(15_000)
-    worker = await worker_ctx.new_page()
-    await worker.goto(f"{base}/")
-    await worker.get_by_label("E-mail").fill("wren@agency.test")
-    await worker.get_by_label("Password").fill(PASSWORD)
-    await worker.get_by_role("button", name="Sign in").click()
-    await worker.wait_for_url("**/worker**")
+    worker = await sign_in(await media_context(browser), base, "wren@agency.test", "/worker")
 
-    kiosk_ctx = await browser.new_context(
-        viewport={"width": 1024, "height": 768}, permissions=["camera", "microphone"], bypass_csp=True
-    )
-    kiosk_ctx.set_default_timeout(15_000)
+    kiosk_ctx = await media_context(browser, viewport={"width": 1024, "height": 768})
     kiosk = await kiosk_ctx.new_page()
     errors: list[str] = []
     kiosk.on("pageerror", lambda e: errors.append(str(e)))
@@ -130,14 +96,7 @@ async def test_a_walk_in_at_the_kiosk(served: tuple[str, Path], browser: Browser
     await worker.wait_for_url("**/visit/**")
     visit_id = int(worker.url.rstrip("/").rsplit("/", 1)[1])
     await expect(worker.locator("#waiting-list")).to_contain_text("kiosk · agreed to recording")
-    await worker.get_by_role("button", name=f"Admit {CLIENT}").click()
-    await kiosk.wait_for_function("window.lastmile.pcState === 'connected'", timeout=20_000)
-    await worker.wait_for_function(
-        "[...window.lastmile.peers.values()].some(pc => pc.connectionState === 'connected')"
-    )
-    await kiosk.wait_for_function(
-        "window.lastmile.uplink() && window.lastmile.uplink().connectionState === 'connected'"
-    )
+    await admit_and_connect(worker, kiosk, CLIENT)
     await expect(kiosk.locator("#recording-note")).to_contain_text("recorded and transcribed")
     await expect(worker.locator("#people")).to_contain_text(f"{CLIENT} (client): connected")
     await kiosk.screenshot(path=ARTIFACTS / "kiosk-walk-in-call.png", full_page=True)

@@ -8,12 +8,9 @@ worker's browser.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from playwright.async_api import Browser, async_playwright, expect
@@ -31,6 +28,7 @@ from tests.e2e.helpers import (
     sign_in,
     speech_wav,
 )
+from tests.helpers import poll
 
 CLIENT_SAYS = (
     "Hello, this is Maria. My landlord gave me an eviction notice, and we will be homeless next month."
@@ -38,19 +36,7 @@ CLIENT_SAYS = (
 # Either word raises the eviction flag; Whisper tiny.en mishears one now and then ("a victim").
 CLIENT_RISK_WORDS = ("evict", "homeless")
 WORKER_SAYS = "Thank you, Maria. I will apply for emergency rental assistance for you today."
-T = TypeVar("T")
-
-
-async def poll(read: Callable[[], T | None], *, within: float, what: str) -> T:
-    """Call `read` (off the loop) until it returns something truthy, and return that."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await asyncio.to_thread(read)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within} s waiting for {what}")
-        await asyncio.sleep(0.25)
+POLL_EVERY = 0.25  # seconds between looks at the database
 
 
 def _said(db: Database, visit_id: int) -> dict[str, str]:
@@ -127,7 +113,9 @@ async def test_a_visit_note_is_signed_and_approved(
             )
 
         try:
-            await poll(both_heard, within=120, what="both speakers' words in the stored transcript")
+            await poll(
+                both_heard, within=120, what="both speakers' words in the stored transcript", every=POLL_EVERY
+            )
         except AssertionError as exc:
             raise AssertionError(f"{exc}; heard {heard}") from None
         # The supervisor watches the team page while the worker confirms the risk heard live.
@@ -149,7 +137,9 @@ async def test_a_visit_note_is_signed_and_approved(
         await phone.close()
 
         # The worker reviews the draft: confirms the suggested flag, saves, signs.
-        note = await poll(lambda: _note(database, visit_id), within=60, what="the drafted note")
+        note = await poll(
+            lambda: _note(database, visit_id), within=60, what="the drafted note", every=POLL_EVERY
+        )
         await worker.goto(f"{base}/notes/{note.id}")
         await expect(worker.get_by_role("heading", name="Visit note: Maria Lopez")).to_be_visible()
         confirmed = worker.get_by_role("radio", name="confirmed")

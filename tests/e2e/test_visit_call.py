@@ -9,39 +9,27 @@ from __future__ import annotations
 import array
 import json
 import math
-import shutil
-import socket
-import subprocess
 import wave
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
-from caserecord.audit import Actor
-from caserecord.cases import create_case
 from caserecord.db import Database
-from scheduler import blocks, bookings, hours
-from tests.conftest import PASSWORD, Clock, add_user
-from tests.e2e.helpers import ARTIFACTS, CHROMIUM_ARGS
-from web.app import create_app
-from web.settings import Settings
+from tests.conftest import Clock, add_user
+from tests.e2e.helpers import (
+    ARTIFACTS,
+    admit_and_connect,
+    book_visit,
+    chromium_saying,
+    media_context,
+    serve,
+    sign_in,
+    speech_wav,
+)
 
 SPEECH = "Hello, this is Maria. I am calling about my rent and the food benefits renewal for next month."
-
-
-def speech_wav(folder: Path) -> Path:
-    """Make a 48 kHz mono WAV of espeak-ng speech led by two seconds of silence."""
-    raw = folder / "speech-raw.wav"
-    out = folder / "speech.wav"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), SPEECH], check=True)
-    subprocess.run(
-        ["sox", str(raw), "-r", "48000", "-c", "1", "-b", "16", str(out), "pad", "2", "1"], check=True
-    )
-    return out
 
 
 def rms(samples: array.array[int]) -> float:
@@ -54,65 +42,21 @@ async def served(
 ) -> AsyncIterator[tuple[str, int, str, Path]]:
     """The real app on a free port, a worker with office hours and a booked visit about to start."""
     worker = add_user(sqlite_db, "wren@agency.test", "worker", tz="America/Los_Angeles")
-    assert worker.id is not None
-    actor = Actor(worker.id, "worker")
-    now = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)  # Monday 09:00 in Los Angeles
-    clock.now = now
-    with sqlite_db.session(write=True) as s:
-        case, _ = create_case(s, actor, worker_id=worker.id, client_name="Maria Lopez")
-        assert case.id is not None
-        blocks.create_block(
-            s,
-            actor,
-            worker.id,
-            hours.BlockSpec(
-                weekdays=("MO",),
-                start_time=datetime(2026, 1, 1, 9, 30).time(),
-                end_time=datetime(2026, 1, 1, 11).time(),
-                timezone="America/Los_Angeles",
-                slot_minutes=30,
-                mode="booked",
-                starts_on=now.date(),
-            ),
-        )
-        _, slots = hours.worker_slots(s, actor, worker.id, now.date(), now.date(), now)
-        booking, visit = bookings.book(s, actor, worker.id, case.id, slots[0].start, now)
-        assert visit.id is not None
-    clock.now = booking.start_at - timedelta(minutes=5)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    settings = Settings(host="127.0.0.1", port=port, data_dir=tmp_path / "var", visit_grace_seconds=5)
-    runner = web.AppRunner(create_app(settings, clock=clock, database=sqlite_db, run_migrations=False))
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
-    yield f"http://127.0.0.1:{port}", visit.id, visit.join_token, tmp_path / "var"
-    await runner.cleanup()
+    _, visit = book_visit(sqlite_db, worker, clock)
+    assert visit.id is not None
+    async with serve(sqlite_db, clock, tmp_path / "var", visit_grace_seconds=5) as base:
+        yield base, visit.id, visit.join_token, tmp_path / "var"
 
 
 @pytest.fixture
 async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
-    wav = speech_wav(tmp_path)
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(
-            executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}%noloop"],
-        )
+    """Chromium whose microphone says SPEECH once, led by two seconds of silence."""
+    async with chromium_saying(speech_wav(tmp_path / "speech.wav", SPEECH)) as chromium:
         yield chromium
-        await chromium.close()
 
 
 async def _worker_page(browser: Browser, base: str, visit_id: int) -> Page:
-    ctx = await browser.new_context(
-        viewport={"width": 1100, "height": 800}, permissions=["camera", "microphone"], bypass_csp=True
-    )
-    ctx.set_default_timeout(15_000)
-    page = await ctx.new_page()
-    await page.goto(f"{base}/")
-    await page.get_by_label("E-mail").fill("wren@agency.test")
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url("**/worker**")
+    page = await sign_in(await media_context(browser), base, "wren@agency.test", "/worker")
     await page.goto(f"{base}/visit/{visit_id}")
     return page
 
@@ -122,14 +66,10 @@ async def test_a_visit_from_link_to_end(served: tuple[str, int, str, Path], brow
     worker = await _worker_page(browser, base, visit_id)
     await expect(worker.get_by_text("Nobody is waiting.")).to_be_visible()
 
-    phone = await browser.new_context(
-        viewport={"width": 390, "height": 844},
-        is_mobile=True,
-        has_touch=True,
-        permissions=["camera", "microphone"],
-        bypass_csp=True,  # lets the test read window.lastmile; the page itself runs under the CSP
+    # CSP bypassed lets the test read window.lastmile; the page itself runs under the CSP.
+    phone = await media_context(
+        browser, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
     )
-    phone.set_default_timeout(15_000)
     client = await phone.new_page()
     await client.goto(f"{base}/j/{join_token}")
     await expect(client.get_by_text("Camera: working")).to_be_visible()
@@ -144,14 +84,7 @@ async def test_a_visit_from_link_to_end(served: tuple[str, int, str, Path], brow
     # The worker is alerted and admits.
     await expect(worker.get_by_role("alert")).to_contain_text("Maria Lopez is waiting")
     await worker.screenshot(path=ARTIFACTS / "visit-worker-waiting.png", full_page=True)
-    await worker.get_by_role("button", name="Admit Maria Lopez").click()
-    await client.wait_for_function("window.lastmile.pcState === 'connected'", timeout=20_000)
-    await worker.wait_for_function(
-        "[...window.lastmile.peers.values()].some(pc => pc.connectionState === 'connected')"
-    )
-    await client.wait_for_function(
-        "window.lastmile.uplink() && window.lastmile.uplink().connectionState === 'connected'"
-    )
+    await admit_and_connect(worker, client, "Maria Lopez")
     await expect(worker.locator("#call-status")).to_contain_text("Connected")
     await client.screenshot(path=ARTIFACTS / "visit-client-call.png", full_page=True)
     await worker.screenshot(path=ARTIFACTS / "visit-worker-call.png", full_page=True)
@@ -221,10 +154,7 @@ async def test_a_kiosk_visit_without_recording(served: tuple[str, int, str, Path
     """At a library kiosk: type the code, decline recording, talk, and the kiosk forgets it all."""
     base, visit_id, _, data_dir = served
     worker = await _worker_page(browser, base, visit_id)
-    kiosk_ctx = await browser.new_context(
-        viewport={"width": 1024, "height": 768}, permissions=["camera", "microphone"], bypass_csp=True
-    )
-    kiosk_ctx.set_default_timeout(15_000)
+    kiosk_ctx = await media_context(browser, viewport={"width": 1024, "height": 768})
     kiosk = await kiosk_ctx.new_page()
     await kiosk.goto(f"{base}/kiosk")
     await kiosk.get_by_label("Type the 6-digit code from your invitation").fill("000000")

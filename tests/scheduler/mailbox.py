@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
 from email.policy import default
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -22,9 +23,9 @@ from icalendar import Calendar
 from sqlmodel import col, select
 
 from caserecord.db import Database
-from caserecord.models import OutboxMessage
-from tests.conftest import login
-from tests.helpers import ok, publish
+from caserecord.models import OutboxMessage, User
+from tests.conftest import AppMaker, login
+from tests.helpers import Client, ok, publish
 
 
 def free_port() -> int:
@@ -136,18 +137,32 @@ async def sms_provider() -> AsyncIterator[tuple[SmsProvider, str]]:
         await server.close()
 
 
+def mail_settings(port: int, tmp_path: Path, **settings: Any) -> dict[str, Any]:
+    """App settings to mail 127.0.0.1:`port`, keep data in `tmp_path` and leave the sender to the test."""
+    return {"smtp_url": f"smtp://127.0.0.1:{port}", "outbox_sender": False, "data_dir": tmp_path, **settings}
+
+
+@asynccontextmanager
+async def mailing_app(
+    make_client: AppMaker, tmp_path: Path, refuse: str | None = None, **settings: Any
+) -> AsyncIterator[tuple[Recorder, Client]]:
+    """Run an SMTP sink (refusing all with `refuse`) and the app mailing to it, per `mail_settings`."""
+    with smtp_sink(refuse) as (mailbox, port):
+        yield mailbox, await make_client(**mail_settings(port, tmp_path, **settings))
+
+
 async def booked(
     client: TestClient[web.Request, web.Application],
-    worker_id: int,
-    worker_email: str,
+    worker: User,
     start: str = "2026-03-05T09:00:00-08:00",
     language: str = "en",
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """Sign the worker in, publish office hours, open a case and book `start`; return headers and booking."""
-    headers = await login(client, worker_email)
-    await publish(client, headers, worker_id)
+    assert worker.id is not None
+    headers = await login(client, worker.email)
+    await publish(client, headers, worker.id)
     body = {
-        "worker_id": worker_id,
+        "worker_id": worker.id,
         "client": {
             "name": "Ana Client",
             "email": "client@example.net",
@@ -159,7 +174,7 @@ async def booked(
     booking = await ok(
         await client.post(
             "/api/bookings",
-            json={"worker_id": worker_id, "case_id": case["id"], "start": start},
+            json={"worker_id": worker.id, "case_id": case["id"], "start": start},
             headers=headers,
         ),
         201,
@@ -167,7 +182,40 @@ async def booked(
     return headers, booking
 
 
+async def book_another(
+    client: Client,
+    headers: dict[str, str],
+    worker: User,
+    start: str,
+    name: str = "B",
+    email: str = "b@example.net",
+) -> dict[str, Any]:
+    """Open a case for another client (e-mail only) and book `start` for it; return the booking."""
+    assert worker.id is not None
+    body = {"worker_id": worker.id, "client": {"name": name, "email": email}}
+    case = await ok(await client.post("/api/cases", json=body, headers=headers), 201)
+    booking = {"worker_id": worker.id, "case_id": case["id"], "start": start}
+    made: dict[str, Any] = await ok(await client.post("/api/bookings", json=booking, headers=headers), 201)
+    return made
+
+
+async def reschedule(client: Client, headers: dict[str, str], booking_id: int, start: str) -> dict[str, Any]:
+    """Move a booking to `start` over the API; return the booking."""
+    path = f"/api/bookings/{booking_id}/reschedule"
+    moved: dict[str, Any] = await ok(await client.post(path, json={"start": start}, headers=headers))
+    return moved
+
+
+async def cancel(client: Client, headers: dict[str, str], booking_id: int) -> dict[str, Any]:
+    """Cancel a booking over the API; return the booking."""
+    gone: dict[str, Any] = await ok(
+        await client.post(f"/api/bookings/{booking_id}/cancel", json={}, headers=headers)
+    )
+    return gone
+
+
 def outbox_rows(db: Database, booking_id: int | None = None) -> list[OutboxMessage]:
+    """The outbox's messages (of one booking, if given) in the order they were queued."""
     with db.session() as s:
         q = select(OutboxMessage).order_by(col(OutboxMessage.id))
         if booking_id is not None:
@@ -178,3 +226,13 @@ def outbox_rows(db: Database, booking_id: int | None = None) -> list[OutboxMessa
 def subject(msg: Message) -> str:
     """Return the Subject unfolded, as a mail reader shows it."""
     return " ".join(str(msg["Subject"]).split())
+
+
+def states(rows: list[OutboxMessage]) -> dict[str, str]:
+    """Each message by its key less the booking part ("reminder_1h:email:s0"), and its state."""
+    return {r.key.split(":", 1)[1]: r.state for r in rows}
+
+
+def outbox_states(db: Database, booking_id: int) -> dict[str, str]:
+    """The `states` of a booking's messages."""
+    return states(outbox_rows(db, booking_id))

@@ -20,34 +20,34 @@ from caserecord.models import Booking, OutboxMessage
 from scheduler import mail
 from scheduler.delivery import MessageContext
 from tests.conftest import AppMaker, Clock, Staff
-from tests.helpers import ok
-from tests.scheduler.mailbox import Recorder, booked, calendar_part, free_port, smtp_sink, subject, text_part
+from tests.helpers import add_exception, ok
+from tests.scheduler.mailbox import (
+    Recorder,
+    book_another,
+    booked,
+    calendar_part,
+    cancel,
+    free_port,
+    mail_settings,
+    mailing_app,
+    reschedule,
+    subject,
+    text_part,
+)
 from web.services import SERVICES
 
 
 async def test_invite_reschedule_and_cancel_arrive_with_one_uid_and_rising_sequence(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
-    with smtp_sink() as (mailbox, port):
-        client = await make_client(
-            smtp_url=f"smtp://127.0.0.1:{port}",
-            mail_from="Riverside Services <visits@riverside.test>",
-            outbox_sender=False,
-            data_dir=tmp_path,
-        )
+    mail_from = "Riverside Services <visits@riverside.test>"
+    async with mailing_app(make_client, tmp_path, mail_from=mail_from) as (mailbox, client):
         sender = client.app[SERVICES].sender
-        headers, booking = await booked(client, staff.worker.id, staff.worker.email)
+        headers, booking = await booked(client, staff.worker)
         await sender.run_due(clock.now)
-        await ok(
-            await client.post(
-                f"/api/bookings/{booking['id']}/reschedule",
-                json={"start": "2026-03-05T11:30:00-08:00"},
-                headers=headers,
-            )
-        )
+        await reschedule(client, headers, booking["id"], "2026-03-05T11:30:00-08:00")
         await sender.run_due(clock.now)
-        await ok(await client.post(f"/api/bookings/{booking['id']}/cancel", json={}, headers=headers))
+        await cancel(client, headers, booking["id"])
         await sender.run_due(clock.now)
 
     assert len(mailbox.messages) == 3
@@ -93,12 +93,8 @@ async def test_invite_reschedule_and_cancel_arrive_with_one_uid_and_rising_seque
 async def test_a_spanish_speaking_client_gets_spanish(
     make_client: AppMaker, staff: Staff, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
-    with smtp_sink() as (mailbox, port):
-        client = await make_client(
-            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
-        )
-        await booked(client, staff.worker.id, staff.worker.email, language="es")
+    async with mailing_app(make_client, tmp_path) as (mailbox, client):
+        await booked(client, staff.worker, language="es")
         await client.app[SERVICES].sender.run_due(clock.now)
     (msg,) = mailbox.messages
     assert subject(msg).startswith("Su cita con Worker: jueves 5 de marzo de 2026, 09:00")
@@ -110,21 +106,12 @@ async def test_an_office_hour_date_cancelled_tells_the_client_why(
     make_client: AppMaker, staff: Staff, clock: Clock, tmp_path: Path
 ) -> None:
     assert staff.worker.id is not None
-    with smtp_sink() as (mailbox, port):
-        client = await make_client(
-            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
-        )
-        headers, _ = await booked(client, staff.worker.id, staff.worker.email)
+    async with mailing_app(make_client, tmp_path) as (mailbox, client):
+        headers, _ = await booked(client, staff.worker)
         await client.app[SERVICES].sender.run_due(clock.now)
         blocks = await ok(await client.get(f"/api/workers/{staff.worker.id}/office-hours", headers=headers))
-        await ok(
-            await client.post(
-                f"/api/workers/{staff.worker.id}/office-hours/{blocks[0]['id']}/exceptions",
-                json={"date": "2026-03-05", "reason": "training day"},
-                headers=headers,
-            ),
-            201,
-        )
+        day_off = {"date": "2026-03-05", "reason": "training day"}
+        await ok(await add_exception(client, headers, staff.worker.id, blocks[0]["id"], day_off), 201)
         await client.app[SERVICES].sender.run_due(clock.now)
     cancel = mailbox.messages[-1]
     method, _ = calendar_part(cancel)
@@ -218,21 +205,15 @@ class _OnePerConnection(Recorder):
 async def test_a_kept_connection_the_server_closes_is_opened_again_for_the_same_message(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
     recorder = _OnePerConnection()
     port = free_port()
     controller = Controller(recorder, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        client = await make_client(
-            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
-        )
-        headers, _ = await booked(client, staff.worker.id, staff.worker.email)
+        client = await make_client(**mail_settings(port, tmp_path))
+        headers, _ = await booked(client, staff.worker)
         for start in ("2026-03-05T09:30:00-08:00", "2026-03-05T10:00:00-08:00"):
-            body = {"worker_id": staff.worker.id, "client": {"name": "B", "email": "b@example.net"}}
-            case = await ok(await client.post("/api/cases", json=body, headers=headers), 201)
-            booking = {"worker_id": staff.worker.id, "case_id": case["id"], "start": start}
-            await ok(await client.post("/api/bookings", json=booking, headers=headers), 201)
+            await book_another(client, headers, staff.worker, start)
         sender = client.app[SERVICES].sender
         sender.config = dataclasses.replace(sender.config, concurrency=1)  # one connection for all
         report = await sender.run_due(clock.now)

@@ -11,7 +11,7 @@ from sqlmodel import select
 from caserecord.db import Database
 from caserecord.models import Booking, ClientLink, Visit
 from tests.conftest import AppMaker, Clock, Staff
-from tests.scheduler.mailbox import booked, outbox_rows, smtp_sink, subject, text_part
+from tests.scheduler.mailbox import booked, mailing_app, outbox_states, subject, text_part
 from web.services import SERVICES
 
 START = datetime(2026, 3, 5, 17, 0, tzinfo=UTC)
@@ -20,13 +20,9 @@ START = datetime(2026, 3, 5, 17, 0, tzinfo=UTC)
 async def test_a_no_show_is_marked_the_worker_told_and_the_client_offered_a_new_time(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
-    with smtp_sink() as (mailbox, port):
-        client = await make_client(
-            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path, no_show_minutes=15
-        )
+    async with mailing_app(make_client, tmp_path, no_show_minutes=15) as (mailbox, client):
         sender = client.app[SERVICES].sender
-        _, booking = await booked(client, staff.worker.id, staff.worker.email)
+        _, booking = await booked(client, staff.worker)
         clock.now = START + timedelta(minutes=14)
         assert (await sender.run_due(clock.now))["no_show"] == 0
         clock.now = START + timedelta(minutes=15)
@@ -59,5 +55,5 @@ async def test_a_no_show_is_marked_the_worker_told_and_the_client_offered_a_new_
             visit = s.exec(select(Visit).where(Visit.booking_id == booking["id"])).one()
         assert row is not None and row.start_at == datetime(2026, 3, 10, 16, 0, tzinfo=UTC)
         assert visit.status == "scheduled"
-        keys = {r.key.split(":", 1)[1]: r.state for r in outbox_rows(database, booking["id"])}
+        keys = outbox_states(database, booking["id"])
         assert keys["rescheduled:email:s1"] == "pending" and keys["reminder_24h:email:s1"] == "pending"

@@ -10,26 +10,32 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from caserecord.db import Database
-from caserecord.models import OutboxMessage
 from scheduler import delivery, outbox
 from tests.conftest import AppMaker, Clock, Staff
-from tests.helpers import ok
-from tests.scheduler.mailbox import booked, hanging_smtp, outbox_rows, smtp_sink, subject
+from tests.scheduler.mailbox import (
+    book_another,
+    booked,
+    cancel,
+    hanging_smtp,
+    mail_settings,
+    mailing_app,
+    outbox_rows,
+    outbox_states,
+    reschedule,
+    smtp_sink,
+    states,
+    subject,
+)
 from web.services import SERVICES
 
 START = datetime(2026, 3, 5, 17, 0, tzinfo=UTC)  # Thursday 09:00 in Los Angeles
-
-
-def states(rows: list[OutboxMessage]) -> dict[str, str]:
-    return {r.key.split(":", 1)[1]: r.state for r in rows}
 
 
 async def test_a_booking_queues_its_invitation_and_reminders(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
     client = await make_client(outbox_sender=False, data_dir=tmp_path)
-    assert staff.worker.id is not None
-    _, booking = await booked(client, staff.worker.id, staff.worker.email)
+    _, booking = await booked(client, staff.worker)
     rows = outbox_rows(database, booking["id"])
     assert states(rows) == {
         "invitation:email": "pending",
@@ -62,13 +68,9 @@ async def test_a_booking_queues_its_invitation_and_reminders(
 async def test_reminders_leave_on_time_once_and_late_ones_still_go(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
-    with smtp_sink() as (mailbox, port):
-        client = await make_client(
-            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
-        )
+    async with mailing_app(make_client, tmp_path) as (mailbox, client):
         sender = client.app[SERVICES].sender
-        _, booking = await booked(client, staff.worker.id, staff.worker.email)
+        _, booking = await booked(client, staff.worker)
         assert (await sender.run_due(clock.now))["sent"] == 2  # invitation by e-mail and SMS
         clock.now = START - timedelta(hours=24, seconds=1)
         assert sum((await sender.run_due(clock.now)).values()) == 0
@@ -92,12 +94,11 @@ async def test_reminders_leave_on_time_once_and_late_ones_still_go(
 async def test_two_senders_and_a_restart_send_each_message_once(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
     with smtp_sink() as (mailbox, port):
-        settings = {"smtp_url": f"smtp://127.0.0.1:{port}", "outbox_sender": False, "data_dir": tmp_path}
+        settings = mail_settings(port, tmp_path)
         first = await make_client(**settings)
         second = await make_client(**settings)
-        await booked(first, staff.worker.id, staff.worker.email)
+        await booked(first, staff.worker)
         clock.now = START - timedelta(hours=24)
         reports = await asyncio.gather(
             first.app[SERVICES].sender.run_due(clock.now), second.app[SERVICES].sender.run_due(clock.now)
@@ -119,12 +120,8 @@ async def test_two_senders_and_a_restart_send_each_message_once(
 async def test_a_claim_whose_process_died_is_sent_after_its_lease(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
-    with smtp_sink() as (mailbox, port):
-        client = await make_client(
-            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
-        )
-        _, booking = await booked(client, staff.worker.id, staff.worker.email)
+    async with mailing_app(make_client, tmp_path) as (mailbox, client):
+        _, booking = await booked(client, staff.worker)
         email_row = next(
             r for r in outbox_rows(database, booking["id"]) if r.key.endswith("invitation:email")
         )
@@ -143,16 +140,12 @@ async def test_a_claim_whose_process_died_is_sent_after_its_lease(
 async def test_a_cancelled_booking_sends_no_reminder(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
-    with smtp_sink() as (mailbox, port):
-        client = await make_client(
-            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
-        )
-        headers, booking = await booked(client, staff.worker.id, staff.worker.email)
+    async with mailing_app(make_client, tmp_path) as (mailbox, client):
+        headers, booking = await booked(client, staff.worker)
         sender = client.app[SERVICES].sender
         await sender.run_due(clock.now)
-        await ok(await client.post(f"/api/bookings/{booking['id']}/cancel", json={}, headers=headers))
-        rows = states(outbox_rows(database, booking["id"]))
+        await cancel(client, headers, booking["id"])
+        rows = outbox_states(database, booking["id"])
         assert rows["reminder_24h:email:s0"] == "withdrawn" and rows["cancelled:email"] == "pending"
         clock.now = START + timedelta(hours=1)
         await sender.run_due(clock.now)
@@ -162,39 +155,25 @@ async def test_a_cancelled_booking_sends_no_reminder(
 async def test_a_booking_cancelled_before_its_invitation_left_sends_nothing(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
     client = await make_client(outbox_sender=False, data_dir=tmp_path)
-    headers, booking = await booked(client, staff.worker.id, staff.worker.email)
-    await ok(await client.post(f"/api/bookings/{booking['id']}/cancel", json={}, headers=headers))
+    headers, booking = await booked(client, staff.worker)
+    await cancel(client, headers, booking["id"])
     assert {r.state for r in outbox_rows(database, booking["id"])} == {"withdrawn"}
 
 
 async def test_a_reschedule_withdraws_the_old_reminders_and_queues_new_ones(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
     client = await make_client(outbox_sender=False, data_dir=tmp_path)
-    headers, booking = await booked(client, staff.worker.id, staff.worker.email)
+    headers, booking = await booked(client, staff.worker)
     # Moved before the invitation left: the invitation, written when it leaves, has the new time.
-    await ok(
-        await client.post(
-            f"/api/bookings/{booking['id']}/reschedule",
-            json={"start": "2026-03-05T11:30:00-08:00"},
-            headers=headers,
-        )
-    )
-    rows = states(outbox_rows(database, booking["id"]))
+    await reschedule(client, headers, booking["id"], "2026-03-05T11:30:00-08:00")
+    rows = outbox_states(database, booking["id"])
     assert rows["reminder_1h:email:s0"] == "withdrawn" and rows["reminder_1h:email:s1"] == "pending"
     assert "rescheduled:email:s1" not in rows and rows["invitation:email"] == "pending"
     await client.app[SERVICES].sender.run_due(clock.now)
-    await ok(
-        await client.post(
-            f"/api/bookings/{booking['id']}/reschedule",
-            json={"start": "2026-03-05T10:00:00-08:00"},
-            headers=headers,
-        )
-    )
-    rows = states(outbox_rows(database, booking["id"]))
+    await reschedule(client, headers, booking["id"], "2026-03-05T10:00:00-08:00")
+    rows = outbox_states(database, booking["id"])
     assert rows["rescheduled:email:s2"] == "pending" and rows["reminder_1h:sms:s1"] == "withdrawn"
     assert rows["reminder_10m:sms:s2"] == "pending"
     due = {r.key: r.due_at for r in outbox_rows(database, booking["id"])}
@@ -205,16 +184,10 @@ async def test_a_reschedule_withdraws_the_old_reminders_and_queues_new_ones(
 async def test_a_refusing_server_is_retried_with_backoff_then_failed_and_shown(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
-    with smtp_sink(refuse="451 4.3.0 Try again later") as (_, port):
-        client = await make_client(
-            smtp_url=f"smtp://127.0.0.1:{port}",
-            outbox_sender=False,
-            data_dir=tmp_path,
-            outbox_max_attempts=3,
-            outbox_retry_seconds=60,
-        )
-        _, booking = await booked(client, staff.worker.id, staff.worker.email)
+    refuse = "451 4.3.0 Try again later"
+    retry = {"outbox_max_attempts": 3, "outbox_retry_seconds": 60}
+    async with mailing_app(make_client, tmp_path, refuse, **retry) as (_, client):
+        _, booking = await booked(client, staff.worker)
         sender = client.app[SERVICES].sender
         report = await sender.run_due(clock.now)
         assert report["retry"] == 1 and report["sent"] == 1  # the SMS is not held up
@@ -238,33 +211,25 @@ async def test_a_refusing_server_is_retried_with_backoff_then_failed_and_shown(
 async def test_a_hanging_server_times_out_without_holding_up_the_others(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
     async with hanging_smtp() as port:
-        client = await make_client(
-            smtp_url=f"smtp://127.0.0.1:{port}",
-            smtp_timeout_seconds=0.5,
-            outbox_sender=False,
-            data_dir=tmp_path,
-            outbox_max_attempts=1,
-        )
-        _, booking = await booked(client, staff.worker.id, staff.worker.email)
+        settings = mail_settings(port, tmp_path, smtp_timeout_seconds=0.5, outbox_max_attempts=1)
+        client = await make_client(**settings)
+        _, booking = await booked(client, staff.worker)
         began = time.monotonic()
         report = await client.app[SERVICES].sender.run_due(clock.now)
         assert time.monotonic() - began < 5
     assert report["failed"] == 1 and report["sent"] == 1
-    rows = states(outbox_rows(database, booking["id"]))
+    rows = outbox_states(database, booking["id"])
     assert rows["invitation:email"] == "failed" and rows["invitation:sms"] == "sent"
 
 
 async def test_a_booking_wakes_the_running_sender_at_once(
     make_client: AppMaker, staff: Staff, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
-    with smtp_sink() as (mailbox, port):
-        client = await make_client(smtp_url=f"smtp://127.0.0.1:{port}", data_dir=tmp_path)
+    async with mailing_app(make_client, tmp_path, outbox_sender=True) as (mailbox, client):
         sender = client.app[SERVICES].sender
         await asyncio.wait_for(sender.idle.wait(), 10)  # the start-up pass found nothing
-        await booked(client, staff.worker.id, staff.worker.email)
+        await booked(client, staff.worker)
         await asyncio.wait_for(sender.idle.wait(), 10)
         assert [subject(m).split(":")[0] for m in mailbox.messages] == ["Your visit with Worker"]
 
@@ -290,9 +255,8 @@ def test_reminder_offsets_parse_and_name_themselves() -> None:
 async def test_reminder_offsets_come_from_the_settings(
     make_client: AppMaker, staff: Staff, database: Database, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
     client = await make_client(outbox_sender=False, data_dir=tmp_path, reminder_minutes="30")
-    _, booking = await booked(client, staff.worker.id, staff.worker.email)
+    _, booking = await booked(client, staff.worker)
     reminders = {
         r.kind: r.due_at for r in outbox_rows(database, booking["id"]) if r.kind.startswith("reminder")
     }
@@ -302,21 +266,20 @@ async def test_reminder_offsets_come_from_the_settings(
 async def test_a_message_whose_booking_is_cancelled_after_its_claim_does_not_leave(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
     client = await make_client(outbox_sender=False, data_dir=tmp_path)
-    headers, booking = await booked(client, staff.worker.id, staff.worker.email)
+    headers, booking = await booked(client, staff.worker)
     claimed = await database.write(delivery.claim_due, clock.now, "http://lastmile.test", 10)
     # Both invitations (e-mail and SMS) in one claim, under one token.
     assert claimed.rows == 2 and len({c.claim_token for c in claimed.contexts}) == 1
     again = await database.write(delivery.claim_due, clock.now, "http://lastmile.test", 10)
     assert again.rows == 0  # a second sender finds nothing to take
-    await ok(await client.post(f"/api/bookings/{booking['id']}/cancel", json={}, headers=headers))
+    await cancel(client, headers, booking["id"])
     by_channel = {c.message.channel: c for c in claimed.contexts}
     mail_id, sms_id = by_channel["email"].message.id, by_channel["sms"].message.id
     assert mail_id is not None and sms_id is not None
     # Checked just before it leaves: the e-mail is withdrawn instead of sent.
     assert not await database.write(delivery.still_ours, mail_id, by_channel["email"].claim_token, clock.now)
-    rows = states(outbox_rows(database, booking["id"]))
+    rows = outbox_states(database, booking["id"])
     assert rows["invitation:email"] == "withdrawn" and rows["reminder_24h:email:s0"] == "withdrawn"
     # The SMS had left before the cancel: it is marked sent, and the e-mail cannot be any more.
     outcomes = [delivery.Outcome(sms_id, by_channel["sms"].claim_token), delivery.Outcome(mail_id, "stolen")]
@@ -327,23 +290,10 @@ async def test_a_message_whose_booking_is_cancelled_after_its_claim_does_not_lea
 async def test_many_due_messages_leave_once_over_kept_connections(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
-    with smtp_sink() as (mailbox, port):
-        client = await make_client(
-            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
-        )
-        headers, _ = await booked(client, staff.worker.id, staff.worker.email)
+    async with mailing_app(make_client, tmp_path) as (mailbox, client):
+        headers, _ = await booked(client, staff.worker)
         for start in ("2026-03-05T09:30:00-08:00", "2026-03-05T10:00:00-08:00", "2026-03-05T10:30:00-08:00"):
-            case = await ok(
-                await client.post(
-                    "/api/cases",
-                    json={"worker_id": staff.worker.id, "client": {"name": "B", "email": "b@example.net"}},
-                    headers=headers,
-                ),
-                201,
-            )
-            body = {"worker_id": staff.worker.id, "case_id": case["id"], "start": start}
-            await ok(await client.post("/api/bookings", json=body, headers=headers), 201)
+            await book_another(client, headers, staff.worker, start)
         sender = client.app[SERVICES].sender
         sender.config = dataclasses.replace(sender.config, batch=2, concurrency=2)
         report = await sender.run_due(clock.now)
@@ -357,12 +307,8 @@ async def test_many_due_messages_leave_once_over_kept_connections(
 async def test_e_mail_and_sms_speak_the_clients_language(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
-    with smtp_sink() as (mailbox, port):
-        client = await make_client(
-            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path
-        )
-        await booked(client, staff.worker.id, staff.worker.email, language="es")
+    async with mailing_app(make_client, tmp_path) as (mailbox, client):
+        await booked(client, staff.worker, language="es")
         clock.now = START - timedelta(hours=24)
         assert (await client.app[SERVICES].sender.run_due(clock.now))["sent"] == 4
     subjects = sorted(subject(m) for m in mailbox.messages)

@@ -8,7 +8,7 @@ from pathlib import Path
 from caserecord.db import Database
 from scheduler import sms
 from tests.conftest import AppMaker, Clock, Staff, login
-from tests.scheduler.mailbox import booked, outbox_rows, sms_provider
+from tests.scheduler.mailbox import booked, outbox_rows, outbox_states, sms_provider
 from web.services import SERVICES
 
 START = datetime(2026, 3, 5, 17, 0, tzinfo=UTC)
@@ -24,7 +24,7 @@ async def test_texts_go_to_the_provider_and_stop_ends_them(
             sms_url=url, sms_from="+15550001111", outbox_sender=False, data_dir=tmp_path
         )
         sender = client.app[SERVICES].sender
-        _, booking = await booked(client, staff.worker.id, staff.worker.email)
+        _, booking = await booked(client, staff.worker)
         await sender.run_due(clock.now)
         (sent,) = provider.requests
         assert (
@@ -38,7 +38,7 @@ async def test_texts_go_to_the_provider_and_stop_ends_them(
         assert forged.status == 403
         signed = {"X-Twilio-Signature": sms.signature("secret", INBOUND, reply)}
         assert (await client.post("/sms/inbound", data=reply, headers=signed)).status == 200
-        rows = {r.key.split(":", 1)[1]: r.state for r in outbox_rows(database, booking["id"])}
+        rows = outbox_states(database, booking["id"])
         assert rows["reminder_24h:sms:s0"] == "withdrawn" and rows["reminder_24h:email:s0"] == "pending"
         clock.now = START
         await sender.run_due(clock.now)
@@ -60,11 +60,10 @@ async def test_texts_go_to_the_provider_and_stop_ends_them(
 async def test_a_number_the_provider_refuses_fails_at_once(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
     async with sms_provider() as (provider, url):
         provider.status = 400
         client = await make_client(sms_url=url, outbox_sender=False, data_dir=tmp_path)
-        _, booking = await booked(client, staff.worker.id, staff.worker.email)
+        _, booking = await booked(client, staff.worker)
         report = await client.app[SERVICES].sender.run_due(clock.now)
     assert report["failed"] == 1 and report["sent"] == 1
     row = next(r for r in outbox_rows(database, booking["id"]) if r.key.endswith("invitation:sms"))
@@ -74,9 +73,8 @@ async def test_a_number_the_provider_refuses_fails_at_once(
 async def test_without_a_provider_texts_land_in_the_file_outbox(
     make_client: AppMaker, staff: Staff, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
     client = await make_client(outbox_sender=False, data_dir=tmp_path)
-    await booked(client, staff.worker.id, staff.worker.email)
+    await booked(client, staff.worker)
     clock.advance(minutes=1)
     await client.app[SERVICES].sender.run_due(clock.now)
     (text,) = sms.file_outbox(tmp_path / "outbox" / "sms")

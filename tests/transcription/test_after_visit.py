@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from sqlmodel import func, select
 
@@ -13,7 +12,7 @@ from caserecord.audit import Actor
 from caserecord.db import Database
 from caserecord.models import Note
 from tests.conftest import AppMaker, Clock, Staff, login
-from tests.helpers import ok, open_case, publish
+from tests.helpers import admit, check_in, drafted_note, ok, tuesday_visit
 from visits import lifecycle
 from web.services import SERVICES
 
@@ -22,18 +21,11 @@ async def _ended_visit(
     make_client: AppMaker, staff: Staff, clock: Clock, consent: bool
 ) -> tuple[int, Database]:
     """Book, check in, admit and end a visit directly in the database, as a crashed server left it."""
-    clock.now = clock.now.replace(day=3, hour=16, minute=55)
-    client = await make_client()
-    w = await login(client, staff.worker.email)
-    assert staff.worker.id is not None
-    await publish(client, w, staff.worker.id)
-    case_id = await open_case(client, w, staff.worker.id, "Rosa Diaz")
-    body = {"worker_id": staff.worker.id, "case_id": case_id, "start": "2026-03-03T09:00:00-08:00"}
-    booking = await ok(await client.post("/api/bookings", json=body, headers=w), 201)
-    token = booking["client_join_url"].rsplit("/", 1)[1]
-    joined = await ok(await client.post(f"/api/join/{token}", json={"consent": consent}))
+    client, _, booking = await tuesday_visit(make_client, staff, clock, "Rosa Diaz")
+    joined = await check_in(client, booking, consent=consent)
     visit_id = int(booking["visit_id"])
     db: Database = client.app[SERVICES].db
+    assert staff.worker.id is not None
     worker = Actor(staff.worker.id, "worker")
     with db.session(write=True) as s:
         lifecycle.admit(s, worker, visit_id, joined["participant_id"], clock.now)
@@ -57,13 +49,7 @@ async def test_a_restart_drafts_the_missing_note_once(
     with db.session() as s:
         assert s.exec(select(func.count()).select_from(Note)).one() == 0
     first, second = await make_client(), await make_client()  # two processes start on one database
-    w = await login(first, staff.worker.email)
-    for _ in range(200):
-        resp = await first.get(f"/api/visits/{visit_id}/note", headers=w)
-        if resp.status == 200:
-            break
-        await asyncio.sleep(0.05)
-    note = await ok(resp)
+    note = await drafted_note(first, await login(first, staff.worker.email), visit_id)
     await asyncio.sleep(0.3)  # let the second process's catch-up run too
     with db.session() as s:
         assert s.exec(select(func.count()).select_from(Note)).one() == 1
@@ -81,13 +67,7 @@ async def test_a_visit_without_consent_has_a_note_without_transcript(
 ) -> None:
     visit_id, _ = await _ended_visit(make_client, staff, clock, consent=False)
     client = await make_client()
-    w = await login(client, staff.worker.email)
-    for _ in range(200):
-        resp = await client.get(f"/api/visits/{visit_id}/note", headers=w)
-        if resp.status == 200:
-            break
-        await asyncio.sleep(0.05)
-    note = await ok(resp)
+    note = await drafted_note(client, await login(client, staff.worker.email), visit_id)
     assert note["header"]["consent"] is False and note["transcript"] == []
     assert "not recorded" in " ".join(note["sections"]["remarks"])
 
@@ -102,7 +82,7 @@ async def test_audio_is_kept_for_the_retention_period_after_signing(
     (folder / "2-1.json").write_text("{}")
     client = await make_client(audio_retention_days=30)
     w = await login(client, staff.worker.email)
-    note = await _note(client, w, visit_id)
+    note = await drafted_note(client, w, visit_id)
     signed = await ok(await client.post(f"/api/notes/{note['id']}/sign", headers=w))
     assert signed["audio_deleted_at"] is None and (folder / "2-1.wav").exists()
     clock.advance(days=29)
@@ -115,16 +95,6 @@ async def test_audio_is_kept_for_the_retention_period_after_signing(
     assert kept.audio_deleted_at == clock.now and kept.audio_deleted == '["2-1.json", "2-1.wav"]'
 
 
-async def _note(client: Any, headers: dict[str, str], visit_id: int) -> dict[str, Any]:
-    for _ in range(200):
-        resp = await client.get(f"/api/visits/{visit_id}/note", headers=headers)
-        if resp.status == 200:
-            body: dict[str, Any] = await resp.json()
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError("no note was drafted")
-
-
 async def test_audio_left_on_disk_by_a_crash_is_transcribed_into_the_note(
     make_client: AppMaker, staff: Staff, clock: Clock, tmp_path: Path
 ) -> None:
@@ -135,18 +105,11 @@ async def test_audio_left_on_disk_by_a_crash_is_transcribed_into_the_note(
     from tests.visits.audio_fixtures import make_speech_wav
     from visits.audio import AudioStore
 
-    clock.now = clock.now.replace(day=3, hour=16, minute=55)
-    client = await make_client(transcribe=False)  # the crashed process's transcriber never ran
-    w = await login(client, staff.worker.email)
-    assert staff.worker.id is not None
-    await publish(client, w, staff.worker.id)
-    case_id = await open_case(client, w, staff.worker.id, "Rosa Diaz")
-    body = {"worker_id": staff.worker.id, "case_id": case_id, "start": "2026-03-03T09:00:00-08:00"}
-    booking = await ok(await client.post("/api/bookings", json=body, headers=w), 201)
-    token = booking["client_join_url"].rsplit("/", 1)[1]
-    joined = await ok(await client.post(f"/api/join/{token}", json={"consent": True}))
+    # The crashed process's transcriber never ran.
+    client, w, booking = await tuesday_visit(make_client, staff, clock, "Rosa Diaz", transcribe=False)
+    joined = await check_in(client, booking, consent=True)
     visit_id, pid = int(booking["visit_id"]), int(joined["participant_id"])
-    await ok(await client.post(f"/api/visits/{visit_id}/admit", json={"participant_id": pid}, headers=w))
+    await admit(client, w, visit_id, pid)
     said = "My landlord says we will be evicted next month."
     wav = make_speech_wav(tmp_path / "said.wav", said, rate=16_000, lead_silence=0.5, tail_silence=0.5)
     with wave.open(str(wav)) as f:
@@ -161,7 +124,7 @@ async def test_audio_left_on_disk_by_a_crash_is_transcribed_into_the_note(
     clock.advance(hours=2)  # the server comes back after the visit's time
     first, second = await make_client(), await make_client()
     w = await login(first, staff.worker.email)
-    note = await _note(first, w, visit_id)
+    note = await drafted_note(first, w, visit_id)
     detail = await ok(await first.get(f"/api/visits/{visit_id}", headers=w))
     assert detail["status"] == "ended" and detail["end_reason"] == "ended after the server restarted"
     (line,) = note["transcript"]

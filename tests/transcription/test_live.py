@@ -2,74 +2,32 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import jiwer
-from aiohttp import ClientWebSocketResponse, WSMsgType
-from aiortc import RTCSessionDescription
-from aiortc.contrib.media import MediaPlayer
 
 from tests.conftest import AppMaker, Clock, Staff, login
-from tests.helpers import ok, open_case, publish
+from tests.helpers import admit, next_message, ok
+from tests.transcription.live_visit import speak, waiting_visit
 from tests.visits.audio_fixtures import make_speech_wav
-from tests.visits.peers import offer_for, wait_for
 
 SAID = "I lost my job last month and I need help paying the rent"
-
-
-async def _next(ws: ClientWebSocketResponse, kind: str, within: float = 30.0) -> dict[str, Any]:
-    while True:
-        msg = await ws.receive(timeout=within)
-        assert msg.type == WSMsgType.TEXT, msg
-        data: dict[str, Any] = json.loads(msg.data)
-        if data["type"] == kind:
-            return data
 
 
 async def test_a_clients_words_become_a_caption_and_a_transcript_line(
     make_client: AppMaker, staff: Staff, clock: Clock, tmp_path: Path
 ) -> None:
-    clock.now = clock.now.replace(day=3, hour=16, minute=55)  # 08:55 in Los Angeles
-    client = await make_client(data_dir=tmp_path / "var")
-    w = await login(client, staff.worker.email)
-    assert staff.worker.id is not None
-    await publish(client, w, staff.worker.id)
-    case_id = await open_case(client, w, staff.worker.id, "Maria Lopez")
-    body = {"worker_id": staff.worker.id, "case_id": case_id, "start": "2026-03-03T09:00:00-08:00"}
-    booking = await ok(await client.post("/api/bookings", json=body, headers=w), 201)
-    visit_id = booking["visit_id"]
-    token = booking["client_join_url"].rsplit("/", 1)[1]
-    joined = await ok(await client.post(f"/api/join/{token}", json={"consent": True, "device": "phone"}))
-    worker_ws = await client.ws_connect(f"/ws/visits/{visit_id}", headers=w)
-    await _next(worker_ws, "welcome")
-    await ok(
-        await client.post(
-            f"/api/visits/{visit_id}/admit", json={"participant_id": joined["participant_id"]}, headers=w
-        )
-    )
+    visit = await waiting_visit(make_client, staff, clock, tmp_path, within=30)
+    client, w, visit_id = visit.client, visit.worker, visit.visit_id
+    await admit(client, w, visit_id, visit.joined["participant_id"])
 
     # The client's browser, played by aiortc: its microphone is a WAV of espeak-ng speech.
     wav = make_speech_wav(tmp_path / "said.wav", SAID, lead_silence=0.5, tail_silence=1.5)
-    player = MediaPlayer(str(wav))
-    assert player.audio is not None
-    pc = await offer_for(player.audio)
-    headers = {"X-Participant-Token": joined["participant_token"]}
-    answer = await ok(
-        await client.post(
-            f"/api/visits/{visit_id}/uplink",
-            json={"type": "offer", "sdp": pc.localDescription.sdp},
-            headers=headers,
-        )
-    )
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
-    await wait_for(lambda: pc.connectionState == "connected", what="the uplink")
+    uplink = await speak(visit, wav)
     try:
-        caption = await _next(worker_ws, "caption")  # live, while the visit runs
+        caption = await next_message(visit.worker_ws, "caption", within=30)  # live, while the visit runs
     finally:
-        player.audio.stop()
-        await pc.close()
+        await uplink.close()
     assert caption["speaker"] == "client"
     assert jiwer.wer(SAID.lower(), caption["text"].lower().strip(" .")) < 0.3, caption["text"]
 

@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from aiohttp import ClientWebSocketResponse, WSMsgType
-from aiortc import RTCSessionDescription
-from aiortc.contrib.media import MediaPlayer
 from sqlmodel import select
 
 from caserecord.models import RiskAlert
-from tests.conftest import AppMaker, Clock, Staff, login
-from tests.helpers import ok, open_case, publish
+from tests.conftest import AppMaker, Clock, Staff
+from tests.helpers import admit, logins, next_message, ok
+from tests.transcription.live_visit import speak, waiting_visit
 from tests.visits.audio_fixtures import make_speech_wav
-from tests.visits.peers import offer_for, wait_for
 from web.services import SERVICES
 
 SAID = "My landlord says we will be evicted next week"
-
-
-async def _next(ws: ClientWebSocketResponse, kind: str, within: float = 60.0) -> dict[str, Any]:
-    while True:
-        msg = await ws.receive(timeout=within)
-        assert msg.type == WSMsgType.TEXT, msg
-        data: dict[str, Any] = json.loads(msg.data)
-        if data["type"] == kind:
-            return data
 
 
 async def _drain(ws: ClientWebSocketResponse) -> list[str]:
@@ -45,51 +33,24 @@ async def _drain(ws: ClientWebSocketResponse) -> list[str]:
 async def test_a_risk_heard_live_is_confirmed_by_the_worker_and_lands_in_the_note(
     make_client: AppMaker, staff: Staff, clock: Clock, tmp_path: Path
 ) -> None:
-    clock.now = clock.now.replace(day=3, hour=16, minute=55)  # 08:55 in Los Angeles
-    client = await make_client(data_dir=tmp_path / "var")
-    w = await login(client, staff.worker.email)
-    sup = await login(client, staff.supervisor.email)
-    other = await login(client, staff.other_worker.email)
-    assert staff.worker.id is not None
-    await publish(client, w, staff.worker.id)
-    case_id = await open_case(client, w, staff.worker.id, "Maria Lopez")
-    body = {"worker_id": staff.worker.id, "case_id": case_id, "start": "2026-03-03T09:00:00-08:00"}
-    booking = await ok(await client.post("/api/bookings", json=body, headers=w), 201)
-    visit_id = booking["visit_id"]
-    token = booking["client_join_url"].rsplit("/", 1)[1]
-    joined = await ok(await client.post(f"/api/join/{token}", json={"consent": True, "device": "phone"}))
-    worker_ws = await client.ws_connect(f"/ws/visits/{visit_id}", headers=w)
-    await _next(worker_ws, "welcome")
+    visit = await waiting_visit(make_client, staff, clock, tmp_path, within=60)
+    client, w, visit_id, joined = visit.client, visit.worker, visit.visit_id, visit.joined
+    sup, other = await logins(client, staff, "supervisor", "other_worker")
     client_ws = await client.ws_connect(f"/ws/visits/{visit_id}")
     await client_ws.send_json({"type": "hello", "token": joined["participant_token"]})
-    await _next(client_ws, "welcome")
+    await next_message(client_ws, "welcome", within=60)
     supervisor_ws = await client.ws_connect("/ws/supervisor", headers=sup)
-    await ok(
-        await client.post(
-            f"/api/visits/{visit_id}/admit", json={"participant_id": joined["participant_id"]}, headers=w
-        )
-    )
+    await admit(client, w, visit_id, joined["participant_id"])
 
     wav = make_speech_wav(tmp_path / "said.wav", SAID, lead_silence=0.5, tail_silence=1.5)
-    player = MediaPlayer(str(wav))
-    assert player.audio is not None
-    pc = await offer_for(player.audio)
-    answer = await ok(
-        await client.post(
-            f"/api/visits/{visit_id}/uplink",
-            json={"type": "offer", "sdp": pc.localDescription.sdp},
-            headers={"X-Participant-Token": joined["participant_token"]},
-        )
-    )
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
-    await wait_for(lambda: pc.connectionState == "connected", what="the uplink")
+    uplink = await speak(visit, wav)
     try:
-        risk = await _next(worker_ws, "risk")  # while the visit runs
+        risk = await next_message(visit.worker_ws, "risk", within=60)  # while the visit runs
     finally:
-        player.audio.stop()
-        await pc.close()
+        await uplink.close()
     assert risk["category"] == "eviction_or_homelessness" and "evicted" in risk["quote"].lower()
-    await _next(client_ws, "caption")  # the client has the caption by now, and never the risk
+    # The client has the caption by now, and never the risk.
+    await next_message(client_ws, "caption", within=60)
     assert "risk" not in await _drain(client_ws)
 
     flag = {"category": risk["category"], "quote": risk["quote"], "start": risk["start"]}
@@ -103,7 +64,7 @@ async def test_a_risk_heard_live_is_confirmed_by_the_worker_and_lands_in_the_not
     alert = await ok(await client.post(f"/api/visits/{visit_id}/risk-flags", json=flag, headers=w), 201)
     again = await ok(await client.post(f"/api/visits/{visit_id}/risk-flags", json=flag, headers=w), 201)
     assert again["id"] == alert["id"]  # a double click is one alert
-    await _next(supervisor_ws, "risk")
+    await next_message(supervisor_ws, "risk", within=60)
     (seen,) = await ok(await client.get("/api/risk-alerts", headers=sup))
     assert seen["id"] == alert["id"] and seen["note_id"] is None and seen["client_name"] == "Maria Lopez"
 
@@ -122,5 +83,5 @@ async def test_a_risk_heard_live_is_confirmed_by_the_worker_and_lands_in_the_not
         )
     )
     assert await ok(await client.get("/api/risk-alerts", headers=sup)) == []
-    for ws in (worker_ws, client_ws, supervisor_ws):
+    for ws in (visit.worker_ws, client_ws, supervisor_ws):
         await ws.close()

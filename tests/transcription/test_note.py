@@ -27,7 +27,8 @@ from transcription import (
     draft_note,
     transcribe_file,
 )
-from transcription.note import Quote, sentences, timeline, utterances
+from transcription.drafter import sentences, timeline, utterances
+from transcription.note import Quote
 
 NEW_YORK = ZoneInfo("America/New_York")
 # Monday 2 March 2026, 9:30 in New York (14:30 UTC).

@@ -18,12 +18,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import pytest
@@ -38,6 +38,7 @@ from caserecord.db import Database
 from caserecord.models import AuditEvent, Note, TranscriptSegment, Visit, VisitParticipant
 from caserecord.types import utcnow
 from tests.conftest import DB_KINDS, PASSWORD, Staff
+from tests.helpers import poll
 from tests.visits.audio_fixtures import concat_wavs, make_speech_wav
 from tests.visits.peers import offer_for
 from visits.audio import SAMPLE_RATE, wav_data_bytes
@@ -55,7 +56,6 @@ SENTENCE_WORDS = (
     ("emergency", "assistance"),
 )
 PCM_BYTES_PER_SECOND = SAMPLE_RATE * 2
-T = TypeVar("T")
 
 
 def _free_port() -> int:
@@ -165,18 +165,6 @@ def servers(database: Database, tmp_path: Path) -> Iterator[Servers]:
     running = Servers(env, tmp_path)
     yield running
     running.close()
-
-
-async def poll(read: Callable[[], T | None], *, within: float, what: str, every: float = 0.1) -> T:
-    """Call `read` (off the loop) until it returns something truthy, and return that."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await asyncio.to_thread(read)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within} s waiting for {what}")
-        await asyncio.sleep(every)
 
 
 def _new_visit(db: Database, staff: Staff, *, status: str = "scheduled") -> Visit:

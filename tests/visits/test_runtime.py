@@ -11,35 +11,27 @@ from aiohttp import ClientWebSocketResponse, WSMsgType
 
 from caserecord import audit
 from tests.conftest import AppMaker, Clock, Staff, login
-from tests.helpers import Client, ok, open_case, problem, publish
+from tests.helpers import (
+    Client,
+    admit,
+    book_tuesday,
+    check_in,
+    join_token,
+    next_message,
+    ok,
+    problem,
+    publish,
+    tuesday_visit,
+)
 from web.services import SERVICES
 
 Role = Callable[[str], Awaitable[dict[str, str]]]
-SLOT = "2026-03-03T09:00:00-08:00"
-
-
-async def _booked(client: Client, staff: Staff, worker: dict[str, str]) -> dict[str, Any]:
-    assert staff.worker.id is not None
-    await publish(client, worker, staff.worker.id)
-    case_id = await open_case(client, worker, staff.worker.id, "Maria Lopez")
-    body = {"worker_id": staff.worker.id, "case_id": case_id, "start": SLOT}
-    booking: dict[str, Any] = await ok(await client.post("/api/bookings", json=body, headers=worker), 201)
-    return booking
-
-
-async def _next(ws: ClientWebSocketResponse, kind: str) -> dict[str, Any]:
-    """Read messages until one of type `kind` arrives (5 s at most for each)."""
-    while True:
-        msg = await ws.receive(timeout=5.0)
-        assert msg.type == WSMsgType.TEXT, msg
-        data: dict[str, Any] = json.loads(msg.data)
-        if data["type"] == kind:
-            return data
+CLIENT = "Maria Lopez"
 
 
 async def _state_where(ws: ClientWebSocketResponse, pred: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     while True:
-        state = await _next(ws, "state")
+        state = await next_message(ws, "state")
         if pred(state):
             return state
 
@@ -48,8 +40,8 @@ async def test_join_page_opens_shortly_before_and_closes_after(
     client: Client, staff: Staff, as_role: Role, clock: Clock
 ) -> None:
     w = await as_role("worker")
-    booking = await _booked(client, staff, w)
-    path = "/j/" + booking["client_join_url"].rsplit("/", 1)[1]
+    booking = await book_tuesday(client, w, staff.worker, CLIENT)
+    path = "/j/" + join_token(booking)
     early = await client.get(path)
     assert early.status == 200 and "has not opened yet" in await early.text()
     clock.now = clock.now.replace(day=3, hour=16, minute=50)  # 08:50 local, 10 minutes before
@@ -64,17 +56,17 @@ async def test_join_page_opens_shortly_before_and_closes_after(
 
 
 async def test_waiting_room_admit_message_and_end(make_client: AppMaker, staff: Staff, clock: Clock) -> None:
-    clock.now = clock.now.replace(day=3, hour=16, minute=55)  # 08:55 local, five minutes before
-    client = await make_client(visit_grace_seconds=0.3, visit_empty_seconds=60)
-    w = await login(client, staff.worker.email)
-    booking = await _booked(client, staff, w)
-    token = booking["client_join_url"].rsplit("/", 1)[1]
+    # At 08:55 local, five minutes before the visit:
+    client, w, booking = await tuesday_visit(
+        make_client, staff, clock, CLIENT, visit_grace_seconds=0.3, visit_empty_seconds=60
+    )
+    token = join_token(booking)
     visit_id = booking["visit_id"]
 
     worker_ws = await client.ws_connect(f"/ws/visits/{visit_id}", headers=w)
-    welcome = await _next(worker_ws, "welcome")
+    welcome = await next_message(worker_ws, "welcome")
     assert welcome["kind"] == "worker"
-    joined = await ok(await client.post(f"/api/join/{token}", json={"consent": True, "device": "phone"}))
+    joined = await check_in(client, booking, consent=True, device="phone")
     pid = joined["participant_id"]
     # The worker hears of the waiting client at once, with device and consent. (A state pushed while
     # the check-in commits may show the client before the visit's new status; the next one has both.)
@@ -88,7 +80,7 @@ async def test_waiting_room_admit_message_and_end(make_client: AppMaker, staff: 
 
     client_ws = await client.ws_connect(f"/ws/visits/{visit_id}")
     await client_ws.send_json({"type": "hello", "token": joined["participant_token"]})
-    assert (await _next(client_ws, "welcome"))["participant_id"] == pid
+    assert (await next_message(client_ws, "welcome"))["participant_id"] == pid
     told = await _state_where(client_ws, lambda s: True)
     assert told["worker_present"] is True and told["admitted"] is False
     await client_ws.send_json({"type": "message", "text": "I may be two minutes late to the camera"})
@@ -97,24 +89,22 @@ async def test_waiting_room_admit_message_and_end(make_client: AppMaker, staff: 
 
     # A client cannot signal before being admitted.
     await client_ws.send_json({"type": "signal", "to": welcome["participant_id"], "data": {"sdp": {}}})
-    assert "admits you" in (await _next(client_ws, "error"))["detail"]
+    assert "admits you" in (await next_message(client_ws, "error"))["detail"]
 
-    detail = await ok(
-        await client.post(f"/api/visits/{visit_id}/admit", json={"participant_id": pid}, headers=w)
-    )
+    detail = await admit(client, w, visit_id, pid)
     assert detail["status"] == "in_progress" and detail["started_at"]
-    await _next(client_ws, "admitted")
+    await next_message(client_ws, "admitted")
     await client_ws.send_json({"type": "ready"})
-    assert (await _next(worker_ws, "ready"))["from"] == pid
+    assert (await next_message(worker_ws, "ready"))["from"] == pid
     # Signalling flows both ways once admitted.
     await worker_ws.send_json({"type": "signal", "to": pid, "data": {"sdp": {"type": "offer", "sdp": "v=0"}}})
-    relayed = await _next(client_ws, "signal")
+    relayed = await next_message(client_ws, "signal")
     assert relayed["from"] == welcome["participant_id"] and relayed["data"]["sdp"]["type"] == "offer"
 
     ended = await ok(await client.post(f"/api/visits/{visit_id}/end", json={}, headers=w))
     assert ended["status"] == "ended" and ended["end_reason"] == "ended by the worker"
-    assert (await _next(client_ws, "ended"))["reason"] == "ended by the worker"
-    await _next(worker_ws, "ended")
+    assert (await next_message(client_ws, "ended"))["reason"] == "ended by the worker"
+    await next_message(worker_ws, "ended")
     # The link is dead now, and the visit cannot be ended twice.
     page = await client.get(f"/j/{token}")
     assert page.status == 410 and "has ended" in await page.text()
@@ -128,17 +118,9 @@ async def test_waiting_room_admit_message_and_end(make_client: AppMaker, staff: 
 async def test_rejoin_with_the_participant_token_needs_no_new_check_in(
     make_client: AppMaker, staff: Staff, clock: Clock
 ) -> None:
-    clock.now = clock.now.replace(day=3, hour=16, minute=55)
-    client = await make_client(visit_grace_seconds=5)
-    w = await login(client, staff.worker.email)
-    booking = await _booked(client, staff, w)
-    token = booking["client_join_url"].rsplit("/", 1)[1]
-    first = await ok(await client.post(f"/api/join/{token}", json={"consent": False}))
-    again = await ok(
-        await client.post(
-            f"/api/join/{token}", json={"consent": False, "participant_token": first["participant_token"]}
-        )
-    )
+    client, w, booking = await tuesday_visit(make_client, staff, clock, CLIENT, visit_grace_seconds=5)
+    first = await check_in(client, booking, consent=False)
+    again = await check_in(client, booking, consent=False, participant_token=first["participant_token"])
     assert again["participant_id"] == first["participant_id"] and again["recording"] is False
     detail = await ok(await client.get(f"/api/visits/{booking['visit_id']}", headers=w))
     assert len([p for p in detail["participants"] if p["kind"] == "client"]) == 1
@@ -148,16 +130,12 @@ async def test_rejoin_with_the_participant_token_needs_no_new_check_in(
 async def test_dropped_socket_is_reconnecting_then_left(
     make_client: AppMaker, staff: Staff, clock: Clock
 ) -> None:
-    clock.now = clock.now.replace(day=3, hour=16, minute=55)
-    client = await make_client(visit_grace_seconds=6)
-    w = await login(client, staff.worker.email)
-    booking = await _booked(client, staff, w)
-    token = booking["client_join_url"].rsplit("/", 1)[1]
-    joined = await ok(await client.post(f"/api/join/{token}", json={"consent": True}))
+    client, w, booking = await tuesday_visit(make_client, staff, clock, CLIENT, visit_grace_seconds=6)
+    joined = await check_in(client, booking, consent=True)
     worker_ws = await client.ws_connect(f"/ws/visits/{booking['visit_id']}", headers=w)
     client_ws = await client.ws_connect(f"/ws/visits/{booking['visit_id']}")
     await client_ws.send_json({"type": "hello", "token": joined["participant_token"]})
-    await _next(client_ws, "welcome")
+    await next_message(client_ws, "welcome")
     await client_ws.close()
 
     def presence(s: dict[str, Any]) -> str:
@@ -177,33 +155,30 @@ async def test_dropped_socket_is_reconnecting_then_left(
 async def test_bad_socket_messages_close_with_a_reason_and_harm_nothing(
     make_client: AppMaker, staff: Staff, clock: Clock
 ) -> None:
-    clock.now = clock.now.replace(day=3, hour=16, minute=55)
-    client = await make_client()
-    w = await login(client, staff.worker.email)
-    booking = await _booked(client, staff, w)
+    client, w, booking = await tuesday_visit(make_client, staff, clock, CLIENT)
     visit_id = booking["visit_id"]
     # No hello: refused with a reason.
     ws = await client.ws_connect(f"/ws/visits/{visit_id}")
     await ws.send_str("not json")
-    assert "hello" in (await _next(ws, "error"))["detail"]
+    assert "hello" in (await next_message(ws, "error"))["detail"]
     msg = await ws.receive()
     assert msg.type == WSMsgType.CLOSE and ws.close_code == 4403
     # A wrong token: refused.
     ws = await client.ws_connect(f"/ws/visits/{visit_id}")
     await ws.send_json({"type": "hello", "token": "x" * 40})
-    assert "not a participant" in (await _next(ws, "error"))["detail"]
+    assert "not a participant" in (await next_message(ws, "error"))["detail"]
     # Wrong shapes from the worker: closed with 4400 and a reason.
     for bad in ('{"type": "signal", "to": "me"}', "[1, 2]", '{"type": "dance"}', "{"):
         ws = await client.ws_connect(f"/ws/visits/{visit_id}", headers=w)
-        await _next(ws, "welcome")
+        await next_message(ws, "welcome")
         await ws.send_str(bad)
-        err = await _next(ws, "error")
+        err = await next_message(ws, "error")
         assert err["detail"]
         msg = await ws.receive()
         assert msg.type == WSMsgType.CLOSE and ws.close_code == 4400, bad
     # An oversized message closes the socket too.
     ws = await client.ws_connect(f"/ws/visits/{visit_id}", headers=w)
-    await _next(ws, "welcome")
+    await next_message(ws, "welcome")
     await ws.send_str(json.dumps({"type": "message", "text": "x" * 100_000}))
     while (msg := await ws.receive()).type == WSMsgType.TEXT:
         pass
@@ -216,11 +191,11 @@ async def test_bad_socket_messages_close_with_a_reason_and_harm_nothing(
 async def test_kiosk_code_and_its_throttle(client: Client, staff: Staff, as_role: Role, clock: Clock) -> None:
     clock.now = clock.now.replace(day=3, hour=16, minute=55)
     w = await as_role("worker")
-    booking = await _booked(client, staff, w)
+    booking = await book_tuesday(client, w, staff.worker, CLIENT)
     page = await client.get("/kiosk")
     assert page.status == 200 and "6-digit code" in await page.text()
     found = await ok(await client.post("/api/kiosk/check-in", json={"code": booking["kiosk_code"]}))
-    assert found["join_token"] == booking["client_join_url"].rsplit("/", 1)[1] and found["state"] == "open"
+    assert found["join_token"] == join_token(booking) and found["state"] == "open"
     await problem(await client.post("/api/kiosk/check-in", json={"code": "12ab"}), 422)
     statuses = []
     for i in range(12):
@@ -235,7 +210,7 @@ async def test_kiosk_code_and_its_throttle(client: Client, staff: Staff, as_role
 
 async def test_only_the_caseload_sees_a_visit(client: Client, staff: Staff, as_role: Role) -> None:
     w = await as_role("worker")
-    booking = await _booked(client, staff, w)
+    booking = await book_tuesday(client, w, staff.worker, CLIENT)
     visit_id = booking["visit_id"]
     await ok(await client.get(f"/api/visits/{visit_id}", headers=await as_role("supervisor")))
     await problem(await client.get(f"/api/visits/{visit_id}", headers=await as_role("other_worker")), 403)
@@ -243,7 +218,7 @@ async def test_only_the_caseload_sees_a_visit(client: Client, staff: Staff, as_r
         await client.post(f"/api/visits/{visit_id}/end", json={}, headers=await as_role("supervisor")), 403
     )
     ws = await client.ws_connect(f"/ws/visits/{visit_id}", headers=await as_role("other_worker"))
-    assert "caseload" in (await _next(ws, "error"))["detail"]
+    assert "caseload" in (await next_message(ws, "error"))["detail"]
     page = await client.get(f"/visit/{visit_id}", headers=await as_role("other_worker"))
     assert page.status == 403
 
@@ -251,15 +226,11 @@ async def test_only_the_caseload_sees_a_visit(client: Client, staff: Staff, as_r
 async def test_the_workers_own_page_hears_of_a_waiting_client(
     make_client: AppMaker, staff: Staff, clock: Clock
 ) -> None:
-    clock.now = clock.now.replace(day=3, hour=16, minute=55)
-    client = await make_client()
-    w = await login(client, staff.worker.email)
-    booking = await _booked(client, staff, w)
+    client, w, booking = await tuesday_visit(make_client, staff, clock, CLIENT)
     feed = await client.ws_connect("/ws/worker", headers=w)
     other = await client.ws_connect("/ws/worker", headers=await login(client, staff.other_worker.email))
-    token = booking["client_join_url"].rsplit("/", 1)[1]
-    await ok(await client.post(f"/api/join/{token}", json={"consent": True, "device": "kiosk"}))
-    notice = await _next(feed, "waiting")
+    await check_in(client, booking, consent=True, device="kiosk")
+    notice = await next_message(feed, "waiting")
     assert (
         notice["visit_id"] == booking["visit_id"]
         and notice["name"] == "Maria Lopez"
@@ -297,20 +268,14 @@ async def test_walk_in_queue_during_walk_in_hours(make_client: AppMaker, staff: 
         ),
         201,
     )
-    notice = await _next(feed, "waiting")
+    notice = await next_message(feed, "waiting")
     assert notice["walk_in"] is True and notice["name"] == "Sam Okafor"
     detail = await ok(await client.get(f"/api/visits/{joined['visit_id']}", headers=w))
     assert detail["status"] == "waiting" and detail["booking_id"] is None and detail["recording"] is False
     case = await ok(await client.get(f"/api/cases/{detail['case_id']}", headers=w))
     assert case["title"] == "Walk-in" and case["client"]["name"] == "Sam Okafor"
     # The same waiting room and admit as a booked visit.
-    await ok(
-        await client.post(
-            f"/api/visits/{joined['visit_id']}/admit",
-            json={"participant_id": joined["participant_id"]},
-            headers=w,
-        )
-    )
+    await admit(client, w, joined["visit_id"], joined["participant_id"])
     # Outside walk-in hours the link says when to come back, and the API refuses.
     clock.now = clock.now.replace(hour=23, minute=59)  # 15:59 local: still open
     assert (await client.get(f"/w/{token}")).status == 200

@@ -269,20 +269,27 @@ async def test_close_visit_closes_its_peers_and_finishes_its_speakers(
         await c.close()
 
 
+async def closed_sdp(pc: RTCPeerConnection) -> str:
+    """Close the peer and return the SDP of its local description."""
+    sdp: str = pc.localDescription.sdp
+    await pc.close()
+    return sdp
+
+
+async def offered_sdp(pc: RTCPeerConnection) -> str:
+    """Set a fresh local offer on the peer (as it is now), close it, and return the offer's SDP."""
+    await pc.setLocalDescription(await pc.createOffer())
+    return await closed_sdp(pc)
+
+
 async def video_offer() -> str:
     pc = await offer_for()
     pc.addTransceiver("video", direction="sendonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp: str = pc.localDescription.sdp
-    await pc.close()
-    return sdp
+    return await offered_sdp(pc)
 
 
 async def plain_offer() -> str:
-    pc = await offer_for()
-    sdp: str = pc.localDescription.sdp
-    await pc.close()
-    return sdp
+    return await closed_sdp(await offer_for())
 
 
 async def text_offer() -> str:
@@ -296,10 +303,7 @@ async def malformed_offer() -> str:
 async def datachannel_offer() -> str:
     pc = RTCPeerConnection()
     pc.createDataChannel("chat")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp: str = pc.localDescription.sdp
-    await pc.close()
-    return sdp
+    return await offered_sdp(pc)
 
 
 async def recvonly_offer() -> str:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from caserecord.models import Booking
 from tests.conftest import Staff
-from tests.helpers import Client, ok, open_case, problem, publish
+from tests.helpers import Client, add_exception, ok, open_case, problem, publish
 from web.services import SERVICES
 
 Role = Callable[[str], Awaitable[dict[str, str]]]
@@ -148,14 +148,8 @@ async def test_exception_cancels_that_days_bookings(client: Client, staff: Staff
         ),
         201,
     )
-    result = await ok(
-        await client.post(
-            f"/api/workers/{staff.worker.id}/office-hours/{block['id']}/exceptions",
-            json={"date": "2026-03-12", "reason": "training day"},
-            headers=w,
-        ),
-        201,
-    )
+    day_off = {"date": "2026-03-12", "reason": "training day"}
+    result = await ok(await add_exception(client, w, staff.worker.id, block["id"], day_off), 201)
     assert result["cancelled_bookings"] == [booked["id"]]
     again = await ok(await client.get(f"/api/bookings/{booked['id']}", headers=w))
     assert again["status"] == "cancelled" and again["sequence"] == 1
@@ -163,19 +157,6 @@ async def test_exception_cancels_that_days_bookings(client: Client, staff: Staff
         await client.get(f"/api/workers/{staff.worker.id}/slots?from=2026-03-12&to=2026-03-12", headers=w)
     )
     assert slots == []
-    await problem(
-        await client.post(
-            f"/api/workers/{staff.worker.id}/office-hours/{block['id']}/exceptions",
-            json={"date": "2026-03-12"},
-            headers=w,
-        ),
-        409,
-    )
-    await problem(
-        await client.post(
-            f"/api/workers/{staff.worker.id}/office-hours/{block['id']}/exceptions",
-            json={"date": "2026-03-13"},  # a Friday: the block is not held
-            headers=w,
-        ),
-        422,
-    )
+    await problem(await add_exception(client, w, staff.worker.id, block["id"], {"date": "2026-03-12"}), 409)
+    # A Friday: the block is not held.
+    await problem(await add_exception(client, w, staff.worker.id, block["id"], {"date": "2026-03-13"}), 422)

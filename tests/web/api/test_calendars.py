@@ -11,7 +11,7 @@ import vobject
 from icalendar import Calendar
 
 from tests.conftest import Staff
-from tests.helpers import Client, ok, open_case, publish
+from tests.helpers import Client, add_exception, book_tuesday, ok, publish
 
 Role = Callable[[str], Awaitable[dict[str, str]]]
 
@@ -41,14 +41,7 @@ async def test_feed_office_hours_hold_exactly_the_slots_the_api_offers(
     w = await as_role("worker")
     assert staff.worker.id is not None
     block = await publish(client, w, staff.worker.id, until="2026-04-30")
-    await ok(
-        await client.post(
-            f"/api/workers/{staff.worker.id}/office-hours/{block['id']}/exceptions",
-            json={"date": "2026-03-12"},
-            headers=w,
-        ),
-        201,
-    )
+    await ok(await add_exception(client, w, staff.worker.id, block["id"], {"date": "2026-03-12"}), 201)
     await publish(
         client, w, staff.worker.id, weekdays=["WE"], start_time="14:00", end_time="16:00", mode="walk_in"
     )
@@ -86,11 +79,7 @@ async def test_bookings_in_feed_and_invites_track_every_change(
     client: Client, staff: Staff, as_role: Role
 ) -> None:
     w = await as_role("worker")
-    assert staff.worker.id is not None
-    await publish(client, w, staff.worker.id)
-    case_id = await open_case(client, w, staff.worker.id, "Rosa Diaz")
-    body = {"worker_id": staff.worker.id, "case_id": case_id, "start": "2026-03-10T09:30:00-07:00"}
-    booking = await ok(await client.post("/api/bookings", json=body, headers=w), 201)
+    booking = await book_tuesday(client, w, staff.worker, "Rosa Diaz", "2026-03-10T09:30:00-07:00")
 
     async def invite() -> Any:
         resp = await client.get(f"/api/bookings/{booking['id']}/invite.ics", headers=w)

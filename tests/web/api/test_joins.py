@@ -6,29 +6,17 @@ import json
 from datetime import UTC, datetime, time
 from typing import Any
 
-from aiohttp import ClientWebSocketResponse, WSMsgType
-
 from caserecord import audit
 from caserecord.audit import Actor
 from caserecord.db import Database
 from caserecord.models import User
 from scheduler import blocks, hours, walk_ins
 from tests.conftest import AppMaker, Clock, Staff, add_user, login
-from tests.helpers import Client, ok, problem, publish
+from tests.helpers import Client, admit, next_message, ok, problem, publish
 from web.services import SERVICES
 
 TUESDAY_1430_LA = datetime(2026, 3, 3, 22, 30, tzinfo=UTC)  # Tuesday 14:30 in Los Angeles
 WALK_IN: dict[str, Any] = {"weekdays": ["TU"], "start_time": "14:00", "end_time": "16:00", "mode": "walk_in"}
-
-
-async def _next(ws: ClientWebSocketResponse, kind: str) -> dict[str, Any]:
-    """Read messages until one of type `kind` arrives (5 s at most for each)."""
-    while True:
-        msg = await ws.receive(timeout=5.0)
-        assert msg.type == WSMsgType.TEXT, msg
-        data: dict[str, Any] = json.loads(msg.data)
-        if data["type"] == kind:
-            return data
 
 
 async def _open_walk_in(client: Client, staff: Staff, clock: Clock) -> dict[str, str]:
@@ -76,7 +64,7 @@ async def test_the_kiosk_lists_open_queues_and_a_client_joins_one(
     joined = await ok(await client.post("/api/kiosk/walk-in", json=body, headers=_kiosk("k1")), 201)
     assert joined["recording"] is True and joined["participant_token"]
     # The worker hears of the walk-in at once, like one from the link, and sees it came from a kiosk.
-    notice = await _next(feed, "waiting")
+    notice = await next_message(feed, "waiting")
     assert notice["walk_in"] is True and notice["name"] == "Ada Obi"
     assert notice["device"] == "kiosk" and notice["via"] == "kiosk"
     visit_id = joined["visit_id"]
@@ -95,18 +83,14 @@ async def test_the_kiosk_lists_open_queues_and_a_client_joins_one(
 
     # The same waiting room: the worker's socket sees the client; admitted, the call can start.
     worker_ws = await client.ws_connect(f"/ws/visits/{visit_id}", headers=w)
-    await _next(worker_ws, "welcome")
+    await next_message(worker_ws, "welcome")
     client_ws = await client.ws_connect(f"/ws/visits/{visit_id}")
     await client_ws.send_json({"type": "hello", "token": joined["participant_token"]})
-    assert (await _next(client_ws, "welcome"))["participant_id"] == joined["participant_id"]
-    await ok(
-        await client.post(
-            f"/api/visits/{visit_id}/admit", json={"participant_id": joined["participant_id"]}, headers=w
-        )
-    )
-    await _next(client_ws, "admitted")
+    assert (await next_message(client_ws, "welcome"))["participant_id"] == joined["participant_id"]
+    await admit(client, w, visit_id, joined["participant_id"])
+    await next_message(client_ws, "admitted")
     await ok(await client.post(f"/api/visits/{visit_id}/end", json={}, headers=w))
-    assert (await _next(client_ws, "ended"))["reason"] == "ended by the worker"
+    assert (await next_message(client_ws, "ended"))["reason"] == "ended by the worker"
 
     with client.app[SERVICES].db.session() as s:
         events = [e for e in audit.events(s, case_id=detail["case_id"]) if e.action == "visit.walk_in"]

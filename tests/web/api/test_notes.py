@@ -14,7 +14,7 @@ from caserecord import transcripts
 from caserecord.audit import Actor
 from caserecord.models import AuditEvent, Booking, OutboxMessage, Visit
 from tests.conftest import PASSWORD, AppMaker, Clock, Staff, login
-from tests.helpers import ok, open_case, publish
+from tests.helpers import check_in, drafted_note, logins, ok, tuesday_visit
 from visits import lifecycle
 from web.services import SERVICES
 
@@ -22,22 +22,17 @@ CLIENT_SAYS = "My landlord says we will be evicted."
 WORKER_SAYS = "Let's meet again next Tuesday at ten to look at the letter."
 
 
-async def _visit_with_note(make_client: AppMaker, staff: Staff, clock: Clock) -> tuple[Any, int, int]:
+async def _visit_with_note(
+    make_client: AppMaker, staff: Staff, clock: Clock
+) -> tuple[Any, dict[str, str], int, int]:
     """A visit of Tuesday 3 March 09:00 (Los Angeles) ended with a two-speaker transcript.
 
-    Returns the test client, the visit id and the note id.
+    Returns the test client, the worker's headers, the visit id and the note id.
     """
-    clock.now = clock.now.replace(day=3, hour=16, minute=55)
-    client = await make_client()
-    w = await login(client, staff.worker.email)
-    assert staff.worker.id is not None
-    await publish(client, w, staff.worker.id)
-    case_id = await open_case(client, w, staff.worker.id, "Rosa Diaz")
-    body = {"worker_id": staff.worker.id, "case_id": case_id, "start": "2026-03-03T09:00:00-08:00"}
-    booking = await ok(await client.post("/api/bookings", json=body, headers=w), 201)
-    token = booking["client_join_url"].rsplit("/", 1)[1]
-    joined = await ok(await client.post(f"/api/join/{token}", json={"consent": True}))
+    client, w, booking = await tuesday_visit(make_client, staff, clock, "Rosa Diaz")
+    joined = await check_in(client, booking, consent=True)
     visit_id = int(booking["visit_id"])
+    assert staff.worker.id is not None
     worker = Actor(staff.worker.id, "worker")
     with client.app[SERVICES].db.session(write=True) as s:
         me, _ = lifecycle.staff_participant(s, worker, visit_id, clock.now)
@@ -45,21 +40,15 @@ async def _visit_with_note(make_client: AppMaker, staff: Staff, clock: Clock) ->
         transcripts.add_segment(s, visit_id, f"client:{joined['participant_id']}", 3.0, 6.5, CLIENT_SAYS, [])
         transcripts.add_segment(s, visit_id, f"worker:{me.id}", 8.0, 12.0, WORKER_SAYS, [])
     await ok(await client.post(f"/api/visits/{visit_id}/end", json={}, headers=w))
-    for _ in range(200):
-        resp = await client.get(f"/api/visits/{visit_id}/note", headers=w)
-        if resp.status == 200:
-            return client, visit_id, int((await resp.json())["id"])
-        await asyncio.sleep(0.05)
-    raise AssertionError("no note was drafted")
+    note = await drafted_note(client, w, visit_id)
+    return client, w, visit_id, int(note["id"])
 
 
 async def test_every_version_is_kept_and_a_signed_note_grows_only_by_addenda(
     make_client: AppMaker, staff: Staff, clock: Clock
 ) -> None:
-    client, visit_id, note_id = await _visit_with_note(make_client, staff, clock)
-    w = await login(client, staff.worker.email)
-    sup = await login(client, staff.supervisor.email)
-    other = await login(client, staff.other_worker.email)
+    client, w, visit_id, note_id = await _visit_with_note(make_client, staff, clock)
+    sup, other = await logins(client, staff, "supervisor", "other_worker")
     await ok(
         await client.patch(f"/api/notes/{note_id}", json={"version": 1, "analysis": "First."}, headers=w)
     )
@@ -162,10 +151,8 @@ async def _next_message(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[
 async def test_a_confirmed_risk_flag_reaches_the_supervisor_at_once(
     make_client: AppMaker, staff: Staff, clock: Clock
 ) -> None:
-    client, visit_id, note_id = await _visit_with_note(make_client, staff, clock)
-    w = await login(client, staff.worker.email)
-    sup = await login(client, staff.supervisor.email)
-    other_sup = await login(client, staff.other_supervisor.email)
+    client, w, visit_id, note_id = await _visit_with_note(make_client, staff, clock)
+    sup, other_sup = await logins(client, staff, "supervisor", "other_supervisor")
     assert (await client.get("/api/risk-alerts", headers=sup)).status == 200
     assert await ok(await client.get("/api/risk-alerts", headers=sup)) == []  # suggested is not confirmed
     assert (await client.get("/api/risk-alerts", headers=w)).status == 403
@@ -231,21 +218,12 @@ async def test_a_confirmed_risk_flag_reaches_the_supervisor_at_once(
 async def test_the_supervisor_sees_live_visits_of_the_team(
     make_client: AppMaker, staff: Staff, clock: Clock
 ) -> None:
-    clock.now = clock.now.replace(day=3, hour=16, minute=55)
-    client = await make_client()
-    w = await login(client, staff.worker.email)
-    sup = await login(client, staff.supervisor.email)
-    other_sup = await login(client, staff.other_supervisor.email)
-    assert staff.worker.id is not None
-    await publish(client, w, staff.worker.id)
-    case_id = await open_case(client, w, staff.worker.id, "Rosa Diaz")
-    body = {"worker_id": staff.worker.id, "case_id": case_id, "start": "2026-03-03T09:00:00-08:00"}
-    booking = await ok(await client.post("/api/bookings", json=body, headers=w), 201)
+    client, w, booking = await tuesday_visit(make_client, staff, clock, "Rosa Diaz")
+    sup, other_sup = await logins(client, staff, "supervisor", "other_supervisor")
     assert await ok(await client.get("/api/live-visits", headers=sup)) == []  # booked, not live yet
 
     ws = await client.ws_connect("/ws/supervisor", headers=sup)
-    token = booking["client_join_url"].rsplit("/", 1)[1]
-    await ok(await client.post(f"/api/join/{token}", json={"consent": True, "device": "phone"}))
+    await check_in(client, booking, consent=True, device="phone")
     (live,) = await ok(await client.get("/api/live-visits", headers=sup))
     assert live["id"] == booking["visit_id"] and live["status"] == "waiting"
     assert live["client_name"] == "Rosa Diaz" and live["worker_name"] == staff.worker.name
@@ -270,8 +248,7 @@ async def test_the_supervisor_sees_live_visits_of_the_team(
 async def test_the_suggested_follow_up_is_booked_in_one_click(
     make_client: AppMaker, staff: Staff, clock: Clock
 ) -> None:
-    client, visit_id, note_id = await _visit_with_note(make_client, staff, clock)
-    w = await login(client, staff.worker.email)
+    client, w, visit_id, note_id = await _visit_with_note(make_client, staff, clock)
     sup = await login(client, staff.supervisor.email)
     follow = await ok(await client.get(f"/api/notes/{note_id}/follow-up", headers=w))
     # "next Tuesday at ten", said on Tuesday 3 March: 10:00 on 10 March, a slot of the office hours.

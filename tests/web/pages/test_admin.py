@@ -10,9 +10,10 @@ from sqlmodel import select
 from caserecord.db import Database
 from caserecord.models import AuditEvent
 from tests.conftest import AppMaker, Clock, Staff, login
-from tests.helpers import ok
-from tests.scheduler.mailbox import booked, outbox_rows, smtp_sink, subject
+from tests.scheduler.mailbox import book_another, booked, mailing_app, outbox_rows, subject
 from web.services import SERVICES
+
+REJECTED = "554 5.7.1 Rejected"
 
 
 def csrf_of(html: str) -> str:
@@ -24,12 +25,8 @@ def csrf_of(html: str) -> str:
 async def test_an_admin_retries_a_failed_message_and_it_is_sent(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
-    with smtp_sink(refuse="554 5.7.1 Rejected") as (mailbox, port):
-        client = await make_client(
-            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path, outbox_max_attempts=1
-        )
-        _, booking = await booked(client, staff.worker.id, staff.worker.email)
+    async with mailing_app(make_client, tmp_path, REJECTED, outbox_max_attempts=1) as (mailbox, client):
+        _, booking = await booked(client, staff.worker)
         sender = client.app[SERVICES].sender
         assert (await sender.run_due(clock.now))["failed"] == 1
         failed = next(r for r in outbox_rows(database, booking["id"]) if r.state == "failed")
@@ -77,17 +74,9 @@ async def test_an_admin_retries_a_failed_message_and_it_is_sent(
 async def test_retry_all_failed_puts_every_failed_message_back(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
-    with smtp_sink(refuse="554 5.7.1 Rejected") as (mailbox, port):
-        client = await make_client(
-            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path, outbox_max_attempts=1
-        )
-        headers, _ = await booked(client, staff.worker.id, staff.worker.email)
-        body = {"worker_id": staff.worker.id, "client": {"name": "Bo", "email": "bo@example.net"}}
-        case = await ok(await client.post("/api/cases", json=body, headers=headers), 201)
-        start = "2026-03-05T10:00:00-08:00"
-        booking = {"worker_id": staff.worker.id, "case_id": case["id"], "start": start}
-        await ok(await client.post("/api/bookings", json=booking, headers=headers), 201)
+    async with mailing_app(make_client, tmp_path, REJECTED, outbox_max_attempts=1) as (mailbox, client):
+        headers, _ = await booked(client, staff.worker)
+        await book_another(client, headers, staff.worker, "2026-03-05T10:00:00-08:00", "Bo", "bo@example.net")
         sender = client.app[SERVICES].sender
         assert (await sender.run_due(clock.now))["failed"] == 2
         admin = await login(client, staff.admin.email)

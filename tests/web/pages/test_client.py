@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import select
 
@@ -12,7 +13,7 @@ from caserecord.db import Database
 from caserecord.models import Booking, ClientLink
 from tests.conftest import AppMaker, Clock, Staff, login
 from tests.helpers import Client
-from tests.scheduler.mailbox import booked, outbox_rows, smtp_sink
+from tests.scheduler.mailbox import booked, mailing_app, outbox_rows
 from web.services import SERVICES
 
 START = datetime(2026, 3, 5, 17, 0, tzinfo=UTC)
@@ -44,13 +45,24 @@ async def page(client: Client, token: str, status: int = 200) -> str:
     return html
 
 
+async def client_link(
+    make_client: AppMaker,
+    staff: Staff,
+    database: Database,
+    tmp_path: Path,
+    language: str = "en",
+    **settings: Any,
+) -> tuple[Client, dict[str, Any], str]:
+    """Start the app (sender off) and book Ana Client (in `language`); return it, the booking, the link."""
+    client = await make_client(outbox_sender=False, data_dir=tmp_path, **settings)
+    _, booking = await booked(client, staff.worker, language=language)
+    return client, booking, link_of(database, booking["id"])
+
+
 async def test_the_client_sees_moves_and_cancels_their_visit(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
-    client = await make_client(outbox_sender=False, data_dir=tmp_path)
-    _, booking = await booked(client, staff.worker.id, staff.worker.email)
-    token = link_of(database, booking["id"])
+    client, booking, token = await client_link(make_client, staff, database, tmp_path)
     assert token not in booking["client_join_url"]
     html = await page(client, token)
     assert "Your visit with Worker" in html and "Thursday 5 March 2026, 09:00" in html
@@ -89,10 +101,7 @@ async def test_the_client_sees_moves_and_cancels_their_visit(
 async def test_changes_stop_at_the_cutoff_and_the_join_button_shows_when_it_is_time(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
-    client = await make_client(outbox_sender=False, data_dir=tmp_path, client_cutoff_hours=24)
-    _, booking = await booked(client, staff.worker.id, staff.worker.email)
-    token = link_of(database, booking["id"])
+    client, booking, token = await client_link(make_client, staff, database, tmp_path, client_cutoff_hours=24)
     html = await page(client, token)
     clock.now = START - timedelta(hours=23)
     resp = await client.post(f"/c/{token}/cancel", data={"csrf_token": csrf_of(html)})
@@ -111,12 +120,8 @@ async def test_changes_stop_at_the_cutoff_and_the_join_button_shows_when_it_is_t
 async def test_the_admin_sees_failed_and_waiting_messages(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
-    with smtp_sink(refuse="554 5.7.1 Rejected") as (_, port):
-        client = await make_client(
-            smtp_url=f"smtp://127.0.0.1:{port}", outbox_sender=False, data_dir=tmp_path, outbox_max_attempts=1
-        )
-        await booked(client, staff.worker.id, staff.worker.email)
+    async with mailing_app(make_client, tmp_path, "554 5.7.1 Rejected", outbox_max_attempts=1) as (_, client):
+        await booked(client, staff.worker)
         await client.app[SERVICES].sender.run_due(clock.now)
     admin = await login(client, staff.admin.email)
     resp = await client.get("/admin/outbox", headers=admin)
@@ -134,10 +139,7 @@ async def test_the_admin_sees_failed_and_waiting_messages(
 async def test_a_spanish_speaking_client_sees_their_page_in_spanish(
     make_client: AppMaker, staff: Staff, database: Database, clock: Clock, tmp_path: Path
 ) -> None:
-    assert staff.worker.id is not None
-    client = await make_client(outbox_sender=False, data_dir=tmp_path)
-    _, booking = await booked(client, staff.worker.id, staff.worker.email, language="es")
-    token = link_of(database, booking["id"])
+    client, _, token = await client_link(make_client, staff, database, tmp_path, language="es")
     resp = await client.get(f"/c/{token}")
     html = await resp.text()
     assert resp.status == 200 and '<html lang="es">' in html

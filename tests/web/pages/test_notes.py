@@ -7,8 +7,8 @@ import re
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import PASSWORD, AppMaker, Clock, Staff, login
-from tests.helpers import ok
-from tests.transcription.test_after_visit import _ended_visit, _note
+from tests.helpers import drafted_note, ok
+from tests.transcription.test_after_visit import _ended_visit
 
 
 async def _sign_in(client: TestClient, email: str) -> str:  # type: ignore[type-arg]
@@ -28,7 +28,7 @@ async def test_review_confirm_sign_and_approve(make_client: AppMaker, staff: Sta
     visit_id, _ = await _ended_visit(make_client, staff, clock, consent=True)
     client = await make_client()
     w = await login(client, staff.worker.email)
-    note = await _note(client, w, visit_id)
+    note = await drafted_note(client, w, visit_id)
     await _sign_in(client, staff.worker.email)
     page = await client.get(f"/notes/{note['id']}")
     html = await page.text()
