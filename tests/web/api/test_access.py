@@ -4,6 +4,8 @@ The worker (`staff.worker`) is in `staff.supervisor`'s team. For each API route 
 table below says what each caller gets: admins do everything, the supervisor reads the team's
 records but changes none, the worker reads and writes their own, the other team gets 403 and an
 anonymous caller 401. A route missing from the table fails `test_the_table_covers_every_route`.
+It is one module of this length because the table is one: every route beside every role, read
+together, with the records the table's requests act on.
 """
 
 from __future__ import annotations
