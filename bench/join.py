@@ -51,7 +51,7 @@ from aiortc.mediastreams import AudioStreamTrack
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from bench.machine import ROOT, load_average
-from bench.server import serve_until_signalled
+from bench.serving import serve_until_signalled
 from bench.timing import percentile, say
 from caserecord.accounts import hash_password
 from caserecord.audit import Actor

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
-from collections.abc import Callable
 
 from aiohttp import web
 
+from bench.serving import serve_until_signalled
 from caserecord.db import Database, make_engine
 from web.app import create_app
 from web.settings import Settings
@@ -32,22 +31,6 @@ async def serve(database_url: str, schema: str | None, threads: int) -> None:
     # A deep accept queue: the contended case opens 200 connections at once.
     await serve_until_signalled(app, lambda runner: web.TCPSite(runner, "127.0.0.1", 0, backlog=1024))
     db.close()
-
-
-async def serve_until_signalled(app: web.Application, site: Callable[[web.AppRunner], web.BaseSite]) -> None:
-    """Serve `app` on `site`, print `LISTENING <port>` once it accepts, and stop on SIGTERM or SIGINT."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await site(runner).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"LISTENING {runner.addresses[0][1]}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ from aiortc.codecs.opus import OpusEncoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from bench.machine import ROOT
-from bench.server import serve_until_signalled
+from bench.serving import serve_until_signalled
 from bench.timing import percentile, say
 from tests.visits.audio_fixtures import make_speech_wav  # the speech the uplink tests use
 from visits.audio import SAMPLE_RATE, AudioStore
