@@ -12,6 +12,7 @@ from caserecord.errors import Forbidden, NotFound
 from caserecord.models import Case, User
 
 T = TypeVar("T")
+REVIEWERS = ("admin", "supervisor")  # who reviews a team's work: notes, risk alerts, live visits
 
 
 def visible_worker_ids(s: Session, actor: Actor) -> set[int] | None:

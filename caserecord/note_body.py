@@ -8,11 +8,23 @@ the moment (seconds from the visit's start) they were said.
 
 from __future__ import annotations
 
+import json
+import logging
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
+log = logging.getLogger(__name__)
 FLAG_STATES = ("suggested", "confirmed", "dismissed")
 FlagStatus = Literal["suggested", "confirmed", "dismissed"]
 MAX_SECTION = 20_000
@@ -133,6 +145,27 @@ class NoteBody(_Part):
     observations: str | None = None
     analysis: str | None = None
 
+    @classmethod
+    def read(cls, text: str) -> NoteBody:
+        """Read a stored body; a section stored in a shape no longer accepted is left out, and logged.
+
+        (Before bodies were typed, the API stored any JSON in a section; such a note must still open.)
+        """
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError:
+            raw = json.loads(text)
+        kept: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            if name not in raw:
+                continue
+            assert field.annotation is not None
+            try:
+                kept[name] = TypeAdapter[Any](field.annotation).validate_python(raw[name])
+            except ValidationError:
+                log.warning("a note section in an old shape was left out", extra={"section": name})
+        return cls.model_validate(kept)
+
     def confirmed_flags(self) -> list[RiskFlagBody]:
         """Return the flags a person confirmed."""
         return [f for f in self.risk_flags if f.status == "confirmed"]
@@ -144,7 +177,6 @@ class NoteEdit(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     summary: SummaryBody | None = None
-    client_words: Annotated[list[QuoteBody], Field(max_length=200)] | None = None
     observations: Section | None = None
     analysis: Section | None = None
     action_items: Annotated[list[ActionItemBody], Field(max_length=200)] | None = None
@@ -153,7 +185,7 @@ class NoteEdit(BaseModel):
 
     @model_validator(mode="after")
     def _no_null_sections(self) -> NoteEdit:
-        for name in ("summary", "client_words", "action_items", "risk_flags"):
+        for name in ("summary", "action_items", "risk_flags"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null; leave it out to keep it as it is")
         return self

@@ -105,7 +105,7 @@ def history(s: Session, note_id: int) -> HistoryOut:
                 author=names.get(r.author_id, "") if r.author_id is not None else "drafter",
                 sections=json.loads(r.sections),
                 created_at=r.created_at,
-                body=NoteBody.model_validate_json(r.body),
+                body=NoteBody.read(r.body),
             )
             for r in rows
         ],

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from caserecord import audit
-from caserecord.access import in_caseload, require_case, require_role, sees
+from caserecord.access import REVIEWERS, in_caseload, require_case, require_role, sees
 from caserecord.audit import Actor
 from caserecord.errors import Conflict, Forbidden, Invalid, NotFound
 from caserecord.models import Note, NoteAddendum, NoteRevision, RiskAlert, TranscriptSegment, Visit
@@ -21,7 +21,7 @@ MAX_ADDENDUM = 20_000
 
 def body_of(note: Note) -> NoteBody:
     """Return the note's body, typed."""
-    return NoteBody.model_validate_json(note.body)
+    return NoteBody.read(note.body)
 
 
 def _store(body: NoteBody) -> str:
@@ -292,7 +292,7 @@ def _apply_live_flags(s: Session, note: Note, body: NoteBody) -> NoteBody:
 
 def risk_alerts(s: Session, actor: Actor, *, open_only: bool = True, limit: int = 200) -> list[RiskAlert]:
     """Return the confirmed risk alerts of `actor`'s team, newest first; the read is audited."""
-    require_role(actor, "supervisor", "admin")
+    require_role(actor, *REVIEWERS)
     q = select(RiskAlert).where(col(RiskAlert.withdrawn_at).is_(None))
     if open_only:
         q = q.where(col(RiskAlert.acknowledged_at).is_(None))
@@ -307,7 +307,7 @@ def risk_alerts(s: Session, actor: Actor, *, open_only: bool = True, limit: int 
 
 def acknowledge_alert(s: Session, actor: Actor, alert_id: int, now: datetime) -> RiskAlert:
     """A supervisor (or admin) marks a risk alert as seen and acted on."""
-    require_role(actor, "supervisor", "admin")
+    require_role(actor, *REVIEWERS)
     alert = s.get(RiskAlert, alert_id)
     if alert is None:
         raise NotFound(f"no risk alert {alert_id}")
@@ -404,7 +404,7 @@ def sign_note(s: Session, actor: Actor, note_id: int, now: datetime) -> Note:
 
 def review_note(s: Session, actor: Actor, note_id: int, approve: bool, comment: str, now: datetime) -> Note:
     """A supervisor (or admin) approves a signed note, or returns it to the worker with a comment."""
-    require_role(actor, "supervisor", "admin")
+    require_role(actor, *REVIEWERS)
     note = get_note(s, note_id)
     if not sees(s, actor, note.worker_id):
         raise Forbidden(f"note {note_id} is not from your team")

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from caserecord.access import require_role, require_worker, visible_staff
+from caserecord.access import REVIEWERS, require_role, require_worker, visible_staff
 from caserecord.audit import Actor
 from caserecord.models import Booking, Case, Client, OfficeHourBlock, OfficeHourException, User, Visit
 from scheduler import bookings, hours
@@ -295,7 +295,7 @@ class TeamMember:
 
 def team_week(s: Session, actor: Actor, now: datetime) -> list[TeamMember]:
     """Return the staff a supervisor (or admin) oversees, by name, with their coming week."""
-    require_role(actor, "supervisor", "admin")
+    require_role(actor, *REVIEWERS)
     team = []
     for user in visible_staff(s, actor, admins=False, by_name=True):
         assert user.id is not None

@@ -61,7 +61,7 @@ class BlockSpec(BaseModel):
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise Invalid(f"{where}: {first['msg']}") from exc
+            raise Invalid(f"{where}: {first['msg'].removeprefix('Value error, ')}") from exc
 
     @field_validator("start_time", "end_time")
     @classmethod
@@ -87,10 +87,9 @@ class BlockSpec(BaseModel):
     @classmethod
     def of(cls, block: OfficeHourBlock) -> BlockSpec:
         """Return the fields of a stored block."""
-        return cls.model_validate(
-            {name: getattr(block, name) for name in cls.model_fields}
-            | {"weekdays": block.weekdays.split(",")}
-        )
+        # As stored: what was valid when it was published is not checked as input again.
+        fields = {name: getattr(block, name) for name in cls.model_fields}
+        return cls.model_construct(**fields | {"weekdays": tuple(block.weekdays.split(","))})
 
     def row(self, worker_id: int) -> OfficeHourBlock:
         """Return a new stored block of these fields."""

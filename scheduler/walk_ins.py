@@ -101,10 +101,6 @@ class Queue:
     window: tuple[datetime, datetime] | None
     next_open: datetime | None
 
-    @property
-    def is_open(self) -> bool:
-        return self.window is not None
-
 
 def _queue(s: Session, worker: User, now: datetime) -> Queue:
     assert worker.id is not None

@@ -112,7 +112,6 @@ def check_in(
     s: Session,
     join_token: str,
     *,
-    via: str,
     device: str,
     consent: bool,
     now: datetime,
@@ -146,7 +145,7 @@ def check_in(
     case = s.get(Case, visit.case_id)
     client = s.get(Client, case.client_id) if case is not None else None
     name = client.name if client is not None else "Client"
-    part, token = _new_client(s, visit, name, via=via, device=device, consent=consent, now=now, ip=ip)
+    part, token = _new_client(s, visit, name, device=device, consent=consent, now=now, ip=ip)
     return part, token, visit
 
 
@@ -155,7 +154,6 @@ def _new_client(
     visit: Visit,
     name: str,
     *,
-    via: str,
     device: str,
     consent: bool,
     now: datetime,
@@ -173,7 +171,7 @@ def _new_client(
         visit_id=visit.id,
         kind="client",
         name=name,
-        via="kiosk" if via == "kiosk" else "link",
+        via="kiosk" if device == "kiosk" else "link",  # a kiosk, or the client's own link
         device=device if device in DEVICES else "unknown",
         token_hash=token_digest(token),
         consent=consent,
@@ -219,7 +217,6 @@ def walk_in(
     phone: str | None,
     consent: bool,
     device: str,
-    via: str,
     ip: str | None,
     grace: timedelta,
 ) -> tuple[VisitParticipant, str, Visit]:
@@ -252,7 +249,7 @@ def walk_in(
     s.add(visit)
     s.flush()
     part, token = _new_client(
-        s, visit, client.name, via=via, device=device, consent=consent, now=now, ip=ip, action="visit.walk_in"
+        s, visit, client.name, device=device, consent=consent, now=now, ip=ip, action="visit.walk_in"
     )
     return part, token, visit
 

@@ -145,11 +145,6 @@ class VisitHub:
             return Presence()
         return Presence(frozenset(room.peers), frozenset(room.leaving))
 
-    def reconnecting(self, visit_id: int) -> set[int]:
-        """Return the participants whose socket dropped within the grace period."""
-        room = self._rooms.get(visit_id)
-        return set(room.leaving) if room is not None else set()
-
     async def send(self, visit_id: int, participant_id: int, message: dict[str, Any]) -> bool:
         """Send one message to one participant; return whether they were connected."""
         peer = self.connected(visit_id).get(participant_id)

@@ -220,10 +220,10 @@ def is_admitted(s: Session, participant_id: int) -> bool:
 def uplink_speaker(
     s: Session, visit_id: int, now: datetime, *, participant_token: str, actor: Actor | None
 ) -> tuple[VisitParticipant, Visit]:
-    """Return who may send their microphone to the server now, or raise why not.
+    """Return who asks to send their microphone to the server, or raise why they may not.
 
-    A client (by participant token) once admitted and consenting; the visit's own worker; and only
-    while the call is on and the client agreed to recording.
+    A client (by participant token) once admitted and consenting; the visit's own worker (their
+    opening the visit is recorded even if the call then turns out not to be on: `check_call_on`).
     """
     if participant_token:
         part, visit = hello(s, visit_id, participant_token)
@@ -237,11 +237,15 @@ def uplink_speaker(
         part, visit = staff_participant(s, actor, visit_id, now)
         if actor.user_id != visit.worker_id:
             raise Forbidden("only the visit's worker sends audio")
+    return part, visit
+
+
+def check_call_on(visit: Visit) -> None:
+    """Raise unless audio may go to the server now: the call is on and the client agreed to recording."""
     if visit.status != IN_PROGRESS or visit.started_at is None:
-        raise Conflict(f"visit {visit_id} is {visit.status}; audio goes to the server only during the call")
+        raise Conflict(f"visit {visit.id} is {visit.status}; audio goes to the server only during the call")
     if not visit.recording:
         raise Forbidden("the client did not consent to recording: no audio is sent to the server")
-    return part, visit
 
 
 def end_stale(s: Session, now: datetime) -> list[int]:

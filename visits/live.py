@@ -9,14 +9,13 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from caserecord import audit
-from caserecord.access import in_caseload, require_role
+from caserecord.access import REVIEWERS, in_caseload, require_role
 from caserecord.audit import Actor
 from caserecord.models import Booking, Visit, VisitParticipant
 from caserecord.names import client_names, user_names
 from caserecord.visit_status import ON_NOW
 from visits.hub import Presence
 
-REVIEWERS = ("admin", "supervisor")
 PresenceOf = Callable[[int], Presence]
 
 

@@ -116,14 +116,14 @@ def staff_state(snap: VisitSnapshot, presence: Presence) -> dict[str, Any]:
 def client_state(snap: VisitSnapshot, presence: Presence, participant_id: int) -> dict[str, Any]:
     """What a client's page is sent: whether the worker is there and whether they are admitted."""
     me = next((p for p in snap.participants if p.id == participant_id), None)
-    workers = [p.id for p in snap.participants if p.kind == "worker" and (p.id or 0) in presence.connected]
+    staff = [p for p in snap.participants if p.kind == "worker"]
     return {
         "type": "state",
         "visit": {"id": snap.visit.id, "status": snap.visit.status},
-        "worker_present": bool(workers),
+        "worker_present": any((p.id or 0) in presence.connected for p in staff),
         "worker_name": snap.worker_name,
         "admitted": me is not None and me.state == "admitted",
-        "workers": workers,
+        "workers": [p.id for p in staff if presence.of(p.id or 0, p.state) == "connected"],
     }
 
 
@@ -246,7 +246,6 @@ class VisitRuntime:
         part, token, visit = await self.db.write(
             admission.check_in,
             join_token,
-            via="kiosk" if device == "kiosk" else "link",
             device=device,
             consent=consent,
             now=self.clock(),
@@ -280,7 +279,6 @@ class VisitRuntime:
                 phone=phone,
                 consent=consent,
                 device=device,
-                via="kiosk" if device == "kiosk" else "link",
                 ip=ip,
                 grace=self.options.walk_in_grace,
             )
@@ -318,6 +316,7 @@ class VisitRuntime:
         part, visit = await self.db.write(
             lifecycle.uplink_speaker, visit_id, self.clock(), participant_token=participant_token, actor=actor
         )
+        lifecycle.check_call_on(visit)
         assert part.id is not None and visit.started_at is not None
         speaker = f"{part.kind}:{part.id}"
         return await self.uplinks.accept(UplinkKey(visit_id, part.id), speaker, visit.started_at, sdp)

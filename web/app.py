@@ -2,9 +2,11 @@
 order, and mounts the API, the pages and the sockets.
 
 Start order (stop runs backwards): the database and the services; the transcription engine
-(closed last, after the visits' last audio is transcribed); the visits (restart catch-up,
-retention); the after-visit jobs (notes of visits that ended while the process was down); the
-outbox sender; the pages' live feeds.
+(closed last, after the visits' last audio is transcribed); the visits (restart catch-up, awaited:
+stale visits end before anything else runs; retention); the after-visit jobs (notes of visits that
+ended while the process was down); the outbox sender (it used to start first: nothing before it
+writes messages, so it now starts once the visits are settled and stops before them); the pages'
+live feeds.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ValidationError
 
+from caserecord.access import REVIEWERS
 from caserecord.errors import RecordError
 from visits.hub import Peer
 from web.pages.common import path_id, services
@@ -24,7 +25,6 @@ from web.services import IDENTITY, Services
 
 MAX_WS_MESSAGE = 64 * 1024
 HELLO_TIMEOUT = 10.0
-REVIEWERS = ("admin", "supervisor")
 
 
 class _Signal(BaseModel):

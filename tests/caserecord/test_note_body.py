@@ -61,6 +61,7 @@ def test_an_edit_changes_only_the_sections_it_names() -> None:
         {"follow_up": {"start": "next week"}},
         {"header": HEADER},
         {"observations": "x" * 20_001},
+        {"client_words": [FLAG["quote"]]},
     ],
 )
 def test_a_malformed_section_is_refused(sections: dict[str, Any]) -> None:
@@ -71,3 +72,19 @@ def test_a_malformed_section_is_refused(sections: dict[str, Any]) -> None:
 def test_a_flag_knows_its_moment() -> None:
     flag = RiskFlagBody.model_validate(FLAG)
     assert flag.at_ms == 12_500 and flag.status == "suggested"
+
+
+def test_a_section_stored_in_an_old_shape_is_left_out_when_read() -> None:
+    """Before bodies were typed the API stored any JSON in a section; such a note still opens."""
+    stored = {
+        "header": HEADER,
+        "summary": "just a string",
+        "action_items": [1, "x", None],
+        "follow_up": {"start": "9999-12-31"},
+        "risk_flags": [FLAG],
+        "analysis": "Kept.",
+    }
+    body = NoteBody.read(json.dumps(stored))
+    assert body.summary.sentences == [] and body.action_items == [] and body.follow_up is None
+    assert body.analysis == "Kept." and [f.category for f in body.risk_flags] == [FLAG["category"]]
+    assert NoteBody.read(body.model_dump_json()) == body

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 
+from caserecord import access
 from caserecord.models import Booking, User, Visit
 from scheduler.links import Links
 from scheduler.rules import Slot
@@ -15,7 +16,7 @@ from scheduler.rules import Slot
 ADMINS = ("admin",)
 STAFF = ("admin", "supervisor", "worker")
 WRITERS = ("admin", "worker")
-REVIEWERS = ("admin", "supervisor")
+REVIEWERS = access.REVIEWERS
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 
 

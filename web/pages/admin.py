@@ -15,7 +15,7 @@ from web.services import Identity
 
 
 def _admin(request: web.Request, why: str) -> Identity:
-    ident = require(request)
+    ident = require(request, back="/admin/outbox")
     if ident.user.role != "admin":
         raise PageError(403, why)
     return ident

@@ -19,7 +19,7 @@ from scheduler import client_page as rules
 from scheduler import texts
 from scheduler.links import Links
 from web.auth import same_origin
-from web.pages.common import render, services
+from web.pages.common import public, services
 from web.routing import client_ip
 from web.services import Services
 
@@ -52,7 +52,7 @@ def _page(
     b = view.booking
     w = texts.page_words(view.language)
     join_url = Links.join_path(view.visit.join_token) if view.can_join and view.visit is not None else ""
-    return render(
+    return public(
         request,
         "client_visit.html",
         status=status,
@@ -78,7 +78,7 @@ def _gone(request: web.Request, gone: rules.Gone) -> web.Response:
     language = gone.language or texts.accepted_language(request.headers.get("Accept-Language", ""))
     w = texts.page_words(language)
     detail = w.gone_expired if gone.why == "expired" else w.gone_invalid
-    return render(request, "client_gone.html", status=410, w=w, detail=detail)
+    return public(request, "client_gone.html", status=410, w=w, detail=detail)
 
 
 async def client_page(request: web.Request) -> web.StreamResponse:

@@ -45,11 +45,11 @@ def identity(request: web.Request) -> Identity | None:
     return request.get(IDENTITY)
 
 
-def require(request: web.Request) -> Identity:
-    """Return the signed-in caller, or send them to sign in and come back here."""
+def require(request: web.Request, back: str = "") -> Identity:
+    """Return the signed-in caller, or send them to sign in and come back here (or to `back`)."""
     ident = identity(request)
     if ident is None:
-        raise web.HTTPSeeOther(f"/?next={quote(request.path_qs)}")
+        raise web.HTTPSeeOther(f"/?next={quote(back or request.path_qs)}")
     return ident
 
 
@@ -59,6 +59,12 @@ def render(request: web.Request, name: str, status: int = 200, **ctx: Any) -> we
     ctx.setdefault("me", ident.user if ident is not None else None)
     ctx.setdefault("csrf", ident.csrf_token if ident is not None else "")
     return services(request).templates.page(name, status, **ctx)
+
+
+def public(request: web.Request, name: str, status: int = 200, **ctx: Any) -> web.Response:
+    """Render a page for the public (a client, a kiosk): never the staff header, even for a signed-in
+    member of staff on the same device."""
+    return services(request).templates.page(name, status, me=None, csrf=ctx.pop("csrf", ""), **ctx)
 
 
 def error_page(request: web.Request, status: int, title: str, detail: str) -> web.Response:

@@ -10,6 +10,7 @@ from aiohttp import web
 from sqlmodel import Session
 
 from caserecord import note_lists, notes, transcripts
+from caserecord.access import REVIEWERS
 from caserecord.errors import RecordError
 from caserecord.names import client_names, user_names
 from caserecord.note_body import FLAG_STATES, NoteEdit
@@ -47,13 +48,13 @@ def _view(s: Session, ident: Identity, note_id: int, svc: Services) -> dict[str,
         "follow_up": suggested,
         "can_book": suggested is not None and suggested.suggested is not None and own,
         "can_add": note.status in ("signed", "approved")
-        and (actor.user_id == note.worker_id or actor.role in ("supervisor", "admin")),
+        and (actor.user_id == note.worker_id or actor.role in REVIEWERS),
         "body": notes.body_of(note),
         "lines": lines,
         "client_name": client_names(s, [note.case_id]).get(note.case_id, ""),
         "worker_name": user_names(s, [note.worker_id]).get(note.worker_id, ""),
         "can_edit": note.status in ("draft", "returned") and own,
-        "can_review": note.status == "signed" and actor.role in ("supervisor", "admin"),
+        "can_review": note.status == "signed" and actor.role in REVIEWERS,
     }
 
 

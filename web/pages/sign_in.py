@@ -6,6 +6,7 @@ from aiohttp import web
 from sqlmodel import Session
 
 from caserecord import accounts
+from caserecord.access import REVIEWERS
 from caserecord.errors import Unauthenticated
 from caserecord.models import User
 from web.auth import clear_session_cookie, end_session, set_session_cookie
@@ -14,7 +15,7 @@ from web.routing import client_ip
 
 
 def home_for(user: User) -> str:
-    return "/supervisor" if user.role in ("supervisor", "admin") else "/worker"
+    return "/supervisor" if user.role in REVIEWERS else "/worker"
 
 
 def safe_next(value: str) -> str:

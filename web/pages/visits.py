@@ -12,7 +12,7 @@ from caserecord.errors import RecordError
 from scheduler import walk_ins
 from visits import admission, lifecycle
 from web.api.joins import KIOSK_COOKIE
-from web.pages.common import path_id, render, require, services
+from web.pages.common import path_id, public, render, require, services
 
 JOIN_CLOSED = {
     "early": ("Your visit has not opened yet", "You can join from {opens} ({tz})."),
@@ -52,7 +52,7 @@ def _kiosk_cookie(
 
 def _closed(request: web.Request, title: str, detail: str, status: int = 200) -> web.Response:
     """The page a link leads to when it does not lead into a visit: why, and what to do."""
-    return render(request, "join_closed.html", status=status, title=title, detail=detail)
+    return public(request, "join_closed.html", status=status, title=title, detail=detail)
 
 
 async def join_page(request: web.Request) -> web.StreamResponse:
@@ -68,7 +68,7 @@ async def join_page(request: web.Request) -> web.StreamResponse:
         detail = detail.format(opens=_local(info.opens_at, info.worker_timezone), tz=info.worker_timezone)
         return _closed(request, title, detail, 410 if info.state != "early" else 200)
     starts = _local(info.starts_at, info.worker_timezone)
-    return render(
+    return public(
         request, "join.html", info=info, token=token, starts=starts, tz=info.worker_timezone, kiosk=False
     )
 
@@ -78,7 +78,7 @@ async def kiosk_page(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     open_now = await svc.db.read(walk_ins.open_walk_ins, svc.clock())
     # The kiosk shows each open queue's worker and until when, nothing else.
-    return _kiosk_cookie(request, render(request, "kiosk.html", walk_ins=open_now, until=_until))
+    return _kiosk_cookie(request, public(request, "kiosk.html", walk_ins=open_now, until=_until))
 
 
 async def walk_in_page(request: web.Request) -> web.StreamResponse:
@@ -88,15 +88,13 @@ async def walk_in_page(request: web.Request) -> web.StreamResponse:
     try:
         queue = await svc.db.read(walk_ins.queue_of_link, token, svc.clock())
     except RecordError:
-        return _closed(
-            request, "This link does not work", "Check the address, or ask at the front desk.", 404
-        )
+        return _closed(request, "This link does not work", WALK_IN_BROKEN, 404)
     name, tz = queue.worker.name, queue.worker.timezone
     if queue.window is None:
         later = f" They next open {_local(queue.next_open, tz)} ({tz})." if queue.next_open else ""
         return _closed(request, f"{name}'s walk-in hours are closed", f"Come back then.{later}")
     until = _local(queue.window[1], tz)
-    resp = render(request, "walk_in.html", worker_name=name, token=token, until=until, tz=tz, walkin=True)
+    resp = public(request, "walk_in.html", worker_name=name, token=token, until=until, tz=tz, walkin=True)
     return _kiosk_cookie(request, resp, max_age=86400)
 
 
@@ -108,7 +106,7 @@ async def kiosk_walk_in_page(request: web.Request) -> web.StreamResponse:
         queue = await svc.db.read(walk_ins.queue_of_kiosk, worker_id, svc.clock())
     except (RecordError, web.HTTPNotFound):
         detail = "Go back to the start and pick a name from the list, or ask at the front desk."
-        page = render(
+        page = public(
             request,
             "kiosk_closed.html",
             status=404,
@@ -121,7 +119,7 @@ async def kiosk_walk_in_page(request: web.Request) -> web.StreamResponse:
         nxt = queue.next_open
         later = f" They next open {nxt.strftime('%A %-d %B, %H:%M %Z')}." if nxt else ""
         detail = f"Nobody can join this queue now.{later} Go back to the start to see who is open."
-        page = render(
+        page = public(
             request,
             "kiosk_closed.html",
             status=409,
@@ -130,7 +128,7 @@ async def kiosk_walk_in_page(request: web.Request) -> web.StreamResponse:
         )
         return _kiosk_cookie(request, page)
     until = _until(queue.window[1])
-    page = render(request, "walk_in.html", worker_name=name, worker_id=worker_id, until=until, kiosk=True)
+    page = public(request, "walk_in.html", worker_name=name, worker_id=worker_id, until=until, kiosk=True)
     return _kiosk_cookie(request, page)
 
 

@@ -17,11 +17,12 @@ from sqlmodel import Session
 from caserecord import note_lists
 from caserecord.errors import Invalid, RecordError
 from caserecord.names import client_names
-from scheduler import blocks, bookings, calendar, walk_ins
+from scheduler import blocks, bookings, calendar, hours, walk_ins
 from scheduler.calendar import day_label
 from scheduler.hours import BlockSpec
 from scheduler.rules import WEEKDAYS
 from web.pages.common import (
+    MAX_ID,
     Form,
     Handler,
     PageError,
@@ -50,7 +51,7 @@ def _worker_id(request: web.Request, ident: Identity) -> int:
             raise web.HTTPSeeOther("/supervisor")
         assert ident.user.id is not None
         return ident.user.id
-    if not raw.isdigit() or not 1 <= int(raw) < 2**31:
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
         raise PageError(404, f"There is no worker {raw!r}.")
     return int(raw)
 
@@ -144,6 +145,7 @@ async def _publish(ident: Identity, posted: Form, worker_id: int, svc: Services)
     def number(name: str, what: str, lo: int, hi: int, default: str) -> int:
         return parse_int(str(posted.get(name, default) or default), what, lo, hi)
 
+    hours.to_zone(str(posted.get("timezone", "")).strip())  # "unknown time zone '...'"
     spec = BlockSpec.checked(
         weekdays=chosen,
         start_time=parse_time(str(posted.get("start_time", "")), "start time"),
