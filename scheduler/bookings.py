@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+import scheduler.outbox as outbox
 from caserecord import audit
 from caserecord.access import require_case, require_worker, require_worker_write, require_writable
 from caserecord.audit import Actor
@@ -22,7 +23,6 @@ from caserecord.errors import Conflict, Invalid, NotFound
 from caserecord.models import BOOKING_ACTIVE, BOOKING_CANCELLED, Booking, User, Visit
 from caserecord.visit_status import CANCELLED, NO_SHOW, SCHEDULED
 from caserecord.visit_status import move as move_visit
-from scheduler import outbox
 from scheduler.hours import slot_at
 
 

@@ -14,10 +14,11 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
+import scheduler.bookings as bookings
+import scheduler.hours as hours
 from caserecord.access import REVIEWERS, require_role, require_worker, visible_staff
 from caserecord.audit import Actor
 from caserecord.models import Booking, Case, Client, OfficeHourBlock, OfficeHourException, User, Visit
-from scheduler import bookings, hours
 from scheduler.rules import Slot
 
 

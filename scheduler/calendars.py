@@ -7,10 +7,12 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+import scheduler.bookings as bookings
+import scheduler.hours as hours
+import scheduler.ical as ical
 from caserecord.audit import Actor
 from caserecord.errors import NotFound
 from caserecord.models import Booking, Case, Client, User
-from scheduler import bookings, hours, ical
 from scheduler.links import Links
 from scheduler.mail import invite_event
 

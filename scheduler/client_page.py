@@ -18,12 +18,14 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
+import scheduler.bookings as bookings
+import scheduler.hours as hours
+import scheduler.texts as texts
 from caserecord import audit
 from caserecord.audit import Actor
 from caserecord.errors import Conflict, RecordError
 from caserecord.models import BOOKING_ACTIVE, Booking, Case, Client, ClientLink, User, Visit
 from caserecord.visit_status import LIVE, NO_SHOW
-from scheduler import bookings, hours, texts
 from scheduler.bookings import JoinPolicy
 from scheduler.rules import find_slot
 

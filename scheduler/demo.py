@@ -8,10 +8,12 @@ from datetime import UTC, datetime, time, timedelta
 
 from sqlmodel import Session, select
 
+import scheduler.blocks as blocks
+import scheduler.bookings as bookings
+import scheduler.hours as hours
 from caserecord import accounts, cases, transcripts
 from caserecord.audit import Actor
 from caserecord.models import User, Visit, VisitParticipant
-from scheduler import blocks, bookings, hours
 
 log = logging.getLogger(__name__)
 DEMO_PASSWORD = "lastmile-demo"  # noqa: S105 - documented demo-only password

@@ -8,11 +8,12 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
+import scheduler.bookings as bookings
+import scheduler.hours as hours
 from caserecord import notes
 from caserecord.audit import Actor
 from caserecord.errors import Conflict, Forbidden
 from caserecord.models import Booking, Note, Visit
-from scheduler import bookings, hours
 from scheduler.bookings import JoinPolicy, worker_zone
 from scheduler.rules import Slot
 

@@ -25,8 +25,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
+import scheduler.ical as ical
+import scheduler.texts as texts
 from caserecord.models import Booking
-from scheduler import ical, texts
 from scheduler.delivery import MessageContext
 from scheduler.outbox import CANCELLED, INVITATION, RESCHEDULED
 

@@ -27,9 +27,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+import scheduler.delivery as delivery
+import scheduler.mail as mail
+import scheduler.outbox as outbox
+import scheduler.sms as sms
 from caserecord.db import Database
 from caserecord.models import OUTBOX_FAILED
-from scheduler import delivery, mail, outbox, sms
 from scheduler.delivery import MessageContext
 from scheduler.outbox import EMAIL
 

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 
-from scheduler import texts
+import scheduler.texts as texts
 from scheduler.delivery import MessageContext
 from scheduler.mail import SendError
 

@@ -4,7 +4,9 @@ imports on its own.
     web -> (visits, scheduler, transcription) -> caserecord, with visits -> scheduler (walk-in hours)
 
 Imports are read from the source (every `import`, at module level or inside a function), so a
-cycle cannot hide behind a function-level import; then each module is imported in a fresh
+cycle cannot hide behind a function-level import, and `from P import x` counts as depending on P's
+face (its `__init__`), which Python runs first; inside a package, modules import their siblings as
+`import P.x as x`, which does not go through the face; then each module is imported in a fresh
 interpreter, so none depends on another having been imported first.
 """
 
@@ -68,9 +70,9 @@ def imports() -> dict[str, set[str]]:
                 if node.level:
                     anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join([*anchor, base] if base else anchor)
-                for alias in node.names:  # a submodule, or a name the module (or package face) holds
-                    sub = f"{base}.{alias.name}"
-                    targets.add(sub if sub in known else base)
+                # `from P import x` runs P's face (its __init__) whatever x is, and x may be a module.
+                targets.add(base)
+                targets |= {f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in known}
         resolved = (_resolve(t, known) for t in targets)
         graph[name] = {t for t in resolved if t and t != name}
     return graph
@@ -130,6 +132,8 @@ def test_the_reader_finds_the_imports_it_must() -> None:
     assert "scheduler.walk_ins" in graph["visits.admission"]
     assert {"web.services", "web.problems"} <= graph["web.routing"]
     assert "caserecord.models" in graph["caserecord.notes"]
+    # `from scheduler import walk_ins` reaches the package's face as well as the module.
+    assert {"scheduler", "scheduler.walk_ins"} <= graph["visits.admission"]
 
 
 def _import_alone(name: str) -> tuple[str, int, str]:

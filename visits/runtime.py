@@ -23,13 +23,14 @@ from typing import Any, Protocol
 from aiortc import RTCIceServer
 from sqlmodel import Session
 
+import visits.admission as admission
+import visits.lifecycle as lifecycle
 from caserecord import notes
 from caserecord.audit import Actor
 from caserecord.db import Database
 from caserecord.errors import RecordError
 from caserecord.models import Note, User, Visit, VisitParticipant
 from caserecord.visit_status import LIVE
-from visits import admission, lifecycle
 from visits.audio import AudioPart, AudioStore
 from visits.hub import Peer, Presence, VisitHub
 from visits.lifecycle import VisitSnapshot
