@@ -92,8 +92,11 @@ class _CaseRow(Protocol):
 R = TypeVar("R", bound=_CaseRow)
 
 
-def require_writable(s: Session, actor: Actor, row: R) -> R:
-    """Return a booking or visit if `actor` may change it: in their caseload, their own or an admin's."""
+def require_writable(s: Session, actor: Actor, model: type[R], row_id: int) -> R:
+    """Return booking or visit `row_id` if `actor` may change it: in their caseload, theirs or an admin's."""
+    row = s.get(model, row_id)
+    if row is None:
+        raise NotFound(f"no {model.__name__.lower()} {row_id}")
     require_case(s, actor, row.case_id)
     require_worker_write(s, actor, row.worker_id)
     return row

@@ -127,13 +127,6 @@ def get_booking(s: Session, actor: Actor, booking_id: int) -> tuple[Booking, Vis
     return booking, visit
 
 
-def _writable_booking(s: Session, actor: Actor, booking_id: int) -> Booking:
-    booking = s.get(Booking, booking_id)
-    if booking is None:
-        raise NotFound(f"no booking {booking_id}")
-    return require_writable(s, actor, booking)
-
-
 def cancel_booking(s: Session, actor: Actor, booking: Booking, reason: str, now: datetime) -> None:
     """Cancel a booking the caller may change (checked already); its visit and messages follow."""
     booking.status = BOOKING_CANCELLED
@@ -155,7 +148,7 @@ def cancel(
     s: Session, actor: Actor, booking_id: int, reason: str, now: datetime
 ) -> tuple[Booking, Visit | None]:
     """Cancel a booking; its slot is free again at once."""
-    booking = _writable_booking(s, actor, booking_id)
+    booking = require_writable(s, actor, Booking, booking_id)
     if booking.status != BOOKING_ACTIVE:
         raise Conflict(f"booking {booking_id} is already {booking.status}")
     if booking.end_at <= now:
@@ -175,7 +168,7 @@ def reschedule(
     join: JoinPolicy = JoinPolicy(),
 ) -> tuple[Booking, Visit | None]:
     """Move a booking to another slot of the same worker; same UID, higher SEQUENCE."""
-    booking = _writable_booking(s, actor, booking_id)
+    booking = require_writable(s, actor, Booking, booking_id)
     return move(s, actor, booking, start, now, join)
 
 

@@ -69,17 +69,6 @@ def requeue_stale(s: Session, now: datetime) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def due_ids(s: Session, now: datetime, limit: int = 200) -> list[int]:
-    """Return ids of pending messages due by `now`, oldest due first."""
-    q = (
-        select(OutboxMessage.id)
-        .where(OutboxMessage.state == OUTBOX_PENDING, col(OutboxMessage.due_at) <= now)
-        .order_by(col(OutboxMessage.due_at), col(OutboxMessage.id))
-        .limit(limit)
-    )
-    return [i for i in s.exec(q) if i is not None]
-
-
 def next_due(s: Session) -> datetime | None:
     """Return when the next pending message is due."""
     due: datetime | None = s.exec(
@@ -247,11 +236,6 @@ def _owned(s: Session, message_id: int, token: str) -> OutboxMessage | None:
     if row is None or row.state != OUTBOX_SENDING or row.claim_token != token:
         return None
     return row
-
-
-def mark_sent(s: Session, message_id: int, token: str, now: datetime) -> bool:
-    """Record that the claimed message left; False if the claim was lost meanwhile."""
-    return mark_sent_many(s, [(message_id, token)], now) == 1
 
 
 def mark_sent_many(s: Session, claims: Sequence[tuple[int, str]], now: datetime) -> int:

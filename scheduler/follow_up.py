@@ -14,6 +14,7 @@ from caserecord import notes
 from caserecord.audit import Actor
 from caserecord.errors import Conflict, Forbidden
 from caserecord.models import Booking, Note, Visit
+from caserecord.note_body import FollowUpBody
 from scheduler.bookings import JoinPolicy, worker_zone
 from scheduler.rules import Slot
 
@@ -31,22 +32,16 @@ class FollowUp:
     zone: ZoneInfo
 
 
-def suggest(s: Session, actor: Actor, note: Note, now: datetime) -> Slot | None:
-    """The free slot of the worker's office hours nearest to the follow-up the visit mentioned."""
-    follow_up = notes.body_of(note).follow_up
-    if follow_up is None:
-        return None
-    raw = follow_up.start
-    zone = worker_zone(s, note.worker_id)
-    try:
-        at: datetime | None = datetime.fromisoformat(raw) if "T" in raw else None
-        day = at.astimezone(zone).date() if at is not None and at.tzinfo else date.fromisoformat(raw[:10])
-    except ValueError:
-        return None
-    if at is not None and at.tzinfo is None:
-        at = at.replace(tzinfo=zone)
+def suggest(s: Session, actor: Actor, worker_id: int, said: FollowUpBody, now: datetime) -> Slot | None:
+    """The free slot of the worker's office hours nearest to the follow-up the visit mentioned.
+
+    `said.start` is a date, or a time with its offset (the note body allows nothing else).
+    """
+    zone = worker_zone(s, worker_id)
+    at = datetime.fromisoformat(said.start) if "T" in said.start else None
+    day = at.astimezone(zone).date() if at is not None else date.fromisoformat(said.start)
     first = max(day, now.astimezone(zone).date())
-    _, slots = hours.worker_slots(s, actor, note.worker_id, first, first + LOOK_AHEAD, now)
+    _, slots = hours.worker_slots(s, actor, worker_id, first, first + LOOK_AHEAD, now)
     free = [x for x in slots if x.available and x.mode == "booked"]
     if at is not None:
         return next((x for x in free if x.start >= at), None)
@@ -61,8 +56,9 @@ def follow_up_of(s: Session, actor: Actor, note: Note, now: datetime) -> FollowU
         visit = s.exec(select(Visit).where(Visit.booking_id == booking.id)).first()
         return FollowUp(None, None, booking, visit, zone)
     said = notes.body_of(note).follow_up
-    slot = suggest(s, actor, note, now)
-    return FollowUp(slot, said.when_text if said is not None else None, None, None, zone)
+    if said is None:
+        return FollowUp(None, None, None, None, zone)
+    return FollowUp(suggest(s, actor, note.worker_id, said, now), said.when_text, None, None, zone)
 
 
 def book(

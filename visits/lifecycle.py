@@ -65,18 +65,11 @@ def staff_participant(
     return part, visit
 
 
-def _writable_visit(s: Session, actor: Actor, visit_id: int) -> Visit:
-    visit = s.get(Visit, visit_id)
-    if visit is None:
-        raise NotFound(f"no visit {visit_id}")
-    return require_writable(s, actor, visit)
-
-
 def admit(
     s: Session, actor: Actor, visit_id: int, participant_id: int, now: datetime
 ) -> tuple[Visit, VisitParticipant]:
     """Admit a waiting client; the visit is then in progress."""
-    visit = _writable_visit(s, actor, visit_id)
+    visit = require_writable(s, actor, Visit, visit_id)
     if visit.status not in ON_NOW:
         raise Conflict(f"visit {visit_id} is {visit.status}")
     part = s.get(VisitParticipant, participant_id)
@@ -99,7 +92,7 @@ def admit(
 
 def end(s: Session, actor: Actor, visit_id: int, reason: str, now: datetime, *, check: bool = True) -> Visit:
     """End a visit for everyone (the worker's button, or the system when all have left)."""
-    visit = _writable_visit(s, actor, visit_id) if check else s.get(Visit, visit_id)
+    visit = require_writable(s, actor, Visit, visit_id) if check else s.get(Visit, visit_id)
     if visit is None:
         raise NotFound(f"no visit {visit_id}")
     if visit.status not in LIVE:

@@ -38,6 +38,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return await handler(request)
     except ProblemError as exc:
         return exc.response
+    except ConnectionResetError:
+        # The client went away (a page left during a socket's handshake): nobody to answer, not a fault.
+        log.debug("client went away", extra={"path": request.path})
+        return web.Response(status=499)
     except RecordError as exc:
         return problem(exc.status, exc.title, exc.detail)
     except web.HTTPException as exc:

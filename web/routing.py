@@ -127,6 +127,11 @@ class Routes:
         return deco
 
 
+def parse_id(raw: str) -> int | None:
+    """Return `raw` as a record id (ASCII digits, 1 to MAX_ID), or None."""
+    return int(raw) if _ID.fullmatch(raw) and 1 <= int(raw) <= MAX_ID else None
+
+
 def client_ip(request: web.Request) -> str | None:
     """Return the peer address (a proxy's X-Forwarded-For is not trusted by default)."""
     return request.remote
@@ -203,9 +208,10 @@ class Api:
                     raise ProblemError(404, "Not found", f"{name} is not a valid link")
                 tokens[name] = raw
                 continue
-            if not _ID.fullmatch(raw) or not 1 <= int(raw) <= MAX_ID:
+            found = parse_id(raw)
+            if found is None:
                 raise ProblemError(404, "Not found", f"{name} must be a positive whole number, not {raw!r}")
-            path[name] = int(raw)
+            path[name] = found
         query: BaseModel | None = None
         if route.query is not None:
             try:

@@ -39,15 +39,6 @@ class _Refused(Exception):
         self.detail = detail
 
 
-async def _prepared(ws: web.WebSocketResponse, request: web.Request) -> bool:
-    """Complete the handshake; False when the page went away first (a navigation, not an error)."""
-    try:
-        await ws.prepare(request)
-    except ConnectionResetError:
-        return False
-    return True
-
-
 async def _hello_token(ws: web.WebSocketResponse) -> str:
     """Wait for a client's hello and return the participant token it names."""
     try:
@@ -80,8 +71,7 @@ async def visit_socket(request: web.Request) -> web.StreamResponse:
         raise ProblemError(404, "Not found", "no such visit") from exc
     identity = request.get(IDENTITY)
     ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=MAX_WS_MESSAGE)
-    if not await _prepared(ws, request):
-        return ws
+    await ws.prepare(request)
     try:
         actor = identity.actor if identity is not None else None
         hello = await _hello_token(ws) if actor is None else None
@@ -160,8 +150,7 @@ async def worker_socket(request: web.Request) -> web.StreamResponse:
         raise ProblemError(401, "Sign-in required", "sign in first")
     feeds = services(request).feeds
     ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
-    if not await _prepared(ws, request):
-        return ws
+    await ws.prepare(request)
     feeds.add_worker(identity.actor.user_id, ws)
     try:
         await _listen(ws)
@@ -179,8 +168,7 @@ async def supervisor_socket(request: web.Request) -> web.StreamResponse:
         raise ProblemError(403, "Forbidden", "the team page is for supervisors and admins")
     feeds = services(request).feeds
     ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
-    if not await _prepared(ws, request):
-        return ws
+    await ws.prepare(request)
     feeds.add_team(identity.actor.user_id, identity.actor.role, ws)
     try:
         await _listen(ws)

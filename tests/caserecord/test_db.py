@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError, StatementError
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from caserecord import audit, cases
 from caserecord.audit import Actor
-from caserecord.db import Database, migrate
+from caserecord.db import Database, mark, migrate
 from caserecord.models import Booking, Client, OfficeHourBlock
 from tests.conftest import Staff
 
@@ -154,3 +154,26 @@ def test_case_reads_and_writes_are_audited(database: Database, staff: Staff) -> 
         ("case.create", staff.worker.id, "192.0.2.7"),
     ]
     assert [c.email for c in clients] == ["dana@example.net"]
+
+
+async def test_a_commit_that_marks_a_topic_calls_its_listeners_once_committed(database: Database) -> None:
+    """How a new outbox message wakes the sender: after the commit, never for a rollback or a read."""
+    heard: list[str] = []
+    stop = database.on_commit("outbox", lambda: heard.append("outbox"))
+
+    def marks(s: Session, fail: bool) -> None:
+        mark(s, "outbox")
+        mark(s, "outbox")  # marked twice in one transaction: heard once
+        if fail:
+            raise RuntimeError("rolled back")
+
+    await database.write(marks, False)
+    assert heard == ["outbox"]
+    with pytest.raises(RuntimeError):
+        await database.write(marks, True)
+    await database.read(marks, False)
+    await database.write(lambda s: None)
+    assert heard == ["outbox"]
+    stop()
+    await database.write(marks, False)
+    assert heard == ["outbox"]

@@ -15,11 +15,11 @@ from multidict import MultiDictProxy
 from caserecord.errors import Invalid, RecordError
 from web.auth import check_csrf
 from web.problems import ProblemError
+from web.routing import MAX_ID, parse_id
 from web.services import IDENTITY, SERVICES, Identity, Services
 
 Form = MultiDictProxy[str | bytes | bytearray | web.FileField]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-MAX_ID = 2**31 - 1
 ERROR_TITLES = {401: "Please sign in", 403: "Not allowed", 404: "Not found", 409: "Already taken"}
 FORM_EXPIRED = (
     "This form has expired or did not come from this site, so nothing was changed. "
@@ -118,10 +118,10 @@ def messages(request: web.Request) -> Messages:
 
 def path_id(request: web.Request, name: str) -> int:
     """Return a whole-number id from the path, or answer 404."""
-    raw = request.match_info.get(name, "")
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
+    found = parse_id(request.match_info.get(name, ""))
+    if found is None:
         raise web.HTTPNotFound()
-    return int(raw)
+    return found
 
 
 def parse_time(value: str, what: str) -> time:

@@ -22,7 +22,6 @@ from scheduler.calendar import day_label
 from scheduler.hours import BlockSpec
 from scheduler.rules import WEEKDAYS
 from web.pages.common import (
-    MAX_ID,
     Form,
     Handler,
     PageError,
@@ -38,6 +37,7 @@ from web.pages.common import (
     services,
 )
 from web.render import WEEKDAY_NAMES
+from web.routing import parse_id
 from web.services import Identity, Services
 
 Action = Callable[[Identity, Form, int, Services], Awaitable[str]]
@@ -51,9 +51,10 @@ def _worker_id(request: web.Request, ident: Identity) -> int:
             raise web.HTTPSeeOther("/supervisor")
         assert ident.user.id is not None
         return ident.user.id
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
+    found = parse_id(raw)
+    if found is None:
         raise PageError(404, f"There is no worker {raw!r}.")
-    return int(raw)
+    return found
 
 
 def _worker_path(worker_id: int, ident: Identity) -> str:

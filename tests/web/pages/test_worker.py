@@ -246,6 +246,7 @@ async def test_a_worker_cannot_see_another_teams_worker_page(
     assert "Sign out" in page  # still the signed-in frame, with a way back
     assert '<a href="/worker">Back to your office hours</a>' in page
     await get_page(client, "/worker?worker_id=abc", 404)
+    await get_page(client, "/worker?worker_id=²", 404)  # a digit to str.isdigit, not an id
     # Writing to it with a valid token is refused too, and changes nothing.
     token = csrf_of(await get_page(client, "/worker"))
     resp = await client.post(
